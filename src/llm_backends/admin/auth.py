@@ -1,0 +1,112 @@
+"""Bearer-token auth with scopes. Tokens are compared in constant time and never logged."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from fastapi import HTTPException, Request, status
+from pydantic import SecretStr
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from llm_backends.store import tokens
+
+
+class Scope(StrEnum):
+    READ = "llm_backends:read"
+    WRITE = "llm_backends:write"
+    METRICS = "llm_backends:metrics"
+    GENERATE = "llm:generate"
+
+
+#: A scope also grants these.
+IMPLIED: dict[str, frozenset[str]] = {
+    Scope.WRITE: frozenset({Scope.READ, Scope.METRICS}),
+}
+
+#: What a 403 says is missing.
+_SCOPE_WORD = {
+    Scope.READ: "read",
+    Scope.WRITE: "write",
+    Scope.METRICS: "metrics",
+    Scope.GENERATE: "generate",
+}
+
+
+def expand_scopes(scopes: set[str] | frozenset[str]) -> frozenset[str]:
+    expanded = set(scopes)
+    for scope in scopes:
+        expanded |= IMPLIED.get(scope, frozenset())
+    return frozenset(expanded)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    name: str
+    scopes: frozenset[str]
+
+
+def unauthorized() -> HTTPException:
+    return HTTPException(
+        status_code=status.HTTP_401_UNAUTHORIZED,
+        detail="Could not validate credentials",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+def bearer_token(request: Request) -> str | None:
+    """The token of `Authorization: Bearer <t>` (or the OpenAI-style `api-key` header)."""
+    header = request.headers.get("authorization")
+    if header is not None:
+        scheme, _, token = header.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token or " " in token:
+            return None
+        return token
+    return request.headers.get("api-key") or request.headers.get("x-api-key")
+
+
+class Authenticator:
+    """Turns a presented token into a Principal: the bootstrap token first, then stored tokens."""
+
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], bootstrap_token: SecretStr | None
+    ) -> None:
+        self._sessions = sessions
+        self._bootstrap = (
+            bootstrap_token.get_secret_value().encode()
+            if bootstrap_token and bootstrap_token.get_secret_value()
+            else None
+        )
+
+    async def authenticate(self, token: str | None) -> Principal | None:
+        if not token or len(token) > 512:
+            return None
+        if self._bootstrap is not None and hmac.compare_digest(token.encode(), self._bootstrap):
+            return Principal(name="bootstrap", scopes=frozenset(Scope))
+        async with self._sessions() as session:
+            row = await tokens.find_active_token(session, token)
+        if row is None:
+            return None
+        return Principal(name=row.name, scopes=expand_scopes(set(row.scopes.split())))
+
+
+def require(scope: Scope) -> Callable[[Request], Awaitable[Principal]]:
+    """A FastAPI dependency: 401 without a valid token, 403 without `scope`."""
+
+    async def dependency(request: Request) -> Principal:
+        authenticator: Authenticator = request.app.state.authenticator
+        principal = await authenticator.authenticate(bearer_token(request))
+        if principal is None:
+            raise unauthorized()
+        if scope not in principal.scopes:
+            raise HTTPException(
+                status_code=status.HTTP_403_FORBIDDEN,
+                detail=f"Insufficient permissions: {_SCOPE_WORD[scope]} access required",
+            )
+        return principal
+
+    dependency.__name__ = f"require_{_SCOPE_WORD[scope]}"
+    return dependency

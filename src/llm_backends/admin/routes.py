@@ -1,0 +1,166 @@
+"""The Admin API: CRUD over `llm_backends`, the unauthenticated lookup, and stats intake."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Request, status
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from llm_backends.admin.auth import Scope, require
+from llm_backends.admin.schemas import (
+    BackendCreate,
+    BackendOut,
+    BackendUpdate,
+    DeleteResult,
+    ErrorBody,
+    MetricsReport,
+    MetricsResult,
+    ToggleResult,
+)
+from llm_backends.store import backends as store
+from llm_backends.store.models import LLMBackend
+
+router = APIRouter(prefix="/api/llm-backends", tags=["llm-backends"])
+
+_AUTH_ERRORS = {401: {"model": ErrorBody}, 403: {"model": ErrorBody}}
+_NOT_FOUND = {404: {"model": ErrorBody}}
+
+
+async def db_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with request.app.state.sessions() as session:
+        yield session
+
+
+Session = Annotated[AsyncSession, Depends(db_session)]
+
+
+def _not_found(backend_id: int) -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, f"Backend not found: {backend_id}")
+
+
+def _conflict(error: store.DuplicateModel) -> HTTPException:
+    return HTTPException(status.HTTP_409_CONFLICT, str(error))
+
+
+def _changed(request: Request, *model_names: str | None) -> None:
+    for model_name in model_names:
+        request.app.state.config_changes.publish(model_name)
+
+
+@router.get(
+    "",
+    response_model=list[BackendOut],
+    dependencies=[Depends(require(Scope.READ))],
+    responses=_AUTH_ERRORS,
+)
+async def list_backends(session: Session, enabled_only: bool = False) -> list[LLMBackend]:
+    return list(await store.list_backends(session, enabled_only=enabled_only))
+
+
+@router.post(
+    "",
+    response_model=BackendOut,
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[Depends(require(Scope.WRITE))],
+    responses={**_AUTH_ERRORS, 409: {"model": ErrorBody}},
+)
+async def create_backend(body: BackendCreate, session: Session, request: Request) -> LLMBackend:
+    try:
+        row = await store.create_backend(session, body.model_dump())
+    except store.DuplicateModel as error:
+        raise _conflict(error) from None
+    _changed(request, row.model_name)
+    return row
+
+
+@router.post(
+    "/metrics",
+    response_model=MetricsResult,
+    dependencies=[Depends(require(Scope.METRICS))],
+    responses=_AUTH_ERRORS,
+)
+async def report_metrics(body: MetricsReport, session: Session) -> MetricsResult:
+    batches = [store.ModelStatsBatch(**item.model_dump()) for item in body.stats]
+    return MetricsResult(updated=await store.fold_stats(session, batches))
+
+
+@router.get(
+    "/model/{model_name:path}",
+    response_model=BackendOut,
+    responses=_NOT_FOUND,
+    summary="Service-to-service lookup of the enabled config of a model (no auth)",
+)
+async def get_backend_for_model(model_name: str, session: Session) -> LLMBackend:
+    row = await store.get_enabled_backend(session, model_name)
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"Backend not found for model: {model_name}")
+    return row
+
+
+@router.get(
+    "/{backend_id}",
+    response_model=BackendOut,
+    dependencies=[Depends(require(Scope.READ))],
+    responses={**_AUTH_ERRORS, **_NOT_FOUND},
+)
+async def get_backend(backend_id: int, session: Session) -> LLMBackend:
+    row = await store.get_backend(session, backend_id)
+    if row is None:
+        raise _not_found(backend_id)
+    return row
+
+
+@router.put(
+    "/{backend_id}",
+    response_model=BackendOut,
+    dependencies=[Depends(require(Scope.WRITE))],
+    responses={**_AUTH_ERRORS, **_NOT_FOUND, 409: {"model": ErrorBody}},
+)
+async def update_backend(
+    backend_id: int, body: BackendUpdate, session: Session, request: Request
+) -> LLMBackend:
+    changes = body.changes()
+    try:
+        row = await store.update_backend(session, backend_id, changes)
+    except store.DuplicateModel as error:
+        raise _conflict(error) from None
+    if row is None:
+        raise _not_found(backend_id)
+    # A rename also frees the old name: then any cached model may be stale.
+    _changed(request, None if "model_name" in changes else row.model_name)
+    return row
+
+
+@router.delete(
+    "/{backend_id}",
+    response_model=DeleteResult,
+    dependencies=[Depends(require(Scope.WRITE))],
+    responses={**_AUTH_ERRORS, **_NOT_FOUND},
+)
+async def delete_backend(backend_id: int, session: Session, request: Request) -> DeleteResult:
+    model_name = await store.delete_backend(session, backend_id)
+    if model_name is None:
+        raise _not_found(backend_id)
+    _changed(request, model_name)
+    return DeleteResult(message="Backend deleted successfully", id=backend_id)
+
+
+@router.post(
+    "/{backend_id}/toggle",
+    response_model=ToggleResult,
+    dependencies=[Depends(require(Scope.WRITE))],
+    responses={**_AUTH_ERRORS, **_NOT_FOUND},
+)
+async def toggle_backend(backend_id: int, session: Session, request: Request) -> ToggleResult:
+    row = await store.toggle_backend(session, backend_id)
+    if row is None:
+        raise _not_found(backend_id)
+    _changed(request, row.model_name)
+    return ToggleResult(
+        id=row.id,
+        model_name=row.model_name,
+        enabled=row.enabled,
+        message="Backend enabled" if row.enabled else "Backend disabled",
+    )

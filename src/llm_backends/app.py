@@ -1,0 +1,65 @@
+"""Assembles the ASGI app: Admin API, health, and the gateway, over one store."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from llm_backends.admin import health
+from llm_backends.admin import routes as admin_routes
+from llm_backends.admin.auth import Authenticator
+from llm_backends.admin.errors import install_error_handlers, validation_error_schema
+from llm_backends.limits import BodySizeLimit
+from llm_backends.settings import Settings
+from llm_backends.store.db import engine_from_settings, session_factory
+from llm_backends.store.events import ConfigChanges
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The whole server. Migrations are applied by `llm-backends serve` before this starts."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = engine_from_settings(settings)
+        app.state.settings = settings
+        app.state.engine = engine
+        app.state.sessions = session_factory(engine)
+        app.state.authenticator = Authenticator(app.state.sessions, settings.admin_api_token)
+        app.state.config_changes = ConfigChanges()
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="llm-backends",
+        version="0.1.0",
+        summary="Per-model routing of LLM requests to self-hosted inference servers.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(admin_routes.router)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    _use_string_validation_errors(app)
+    return app
+
+
+def _use_string_validation_errors(app: FastAPI) -> None:
+    """Document the 422 body we actually send (`detail` is a string naming the fields)."""
+    build_schema = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build_schema()
+            components = schema.get("components", {}).get("schemas", {})
+            if "HTTPValidationError" in components:
+                components["HTTPValidationError"] = validation_error_schema()
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,1 @@
+"""Routing of generate/chat calls to the backend configured per model."""

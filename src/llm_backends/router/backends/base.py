@@ -1,0 +1,38 @@
+"""The contract every wire-protocol backend module implements."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from typing import ClassVar
+
+import aiohttp
+
+from llm_backends.router.types import BackendConfig, Chunk, Completion, CompletionRequest
+
+
+class Backend(ABC):
+    """Speaks one inference server's HTTP protocol.
+
+    A backend is stateless apart from the shared, pooled `aiohttp.ClientSession` it is given:
+    the router owns the session, the breakers and the fallback policy. It turns transport and
+    protocol failures into the typed errors of `llm_backends.router.errors`.
+    """
+
+    #: The `backend_type` value of the configs this class serves, e.g. "ollama".
+    kind: ClassVar[str]
+
+    def __init__(self, session: aiohttp.ClientSession, connect_timeout: float = 3.0) -> None:
+        self.session = session
+        self.connect_timeout = connect_timeout
+
+    @abstractmethod
+    async def complete(self, config: BackendConfig, request: CompletionRequest) -> Completion:
+        """One whole answer, within `config.timeout_seconds`."""
+
+    @abstractmethod
+    def stream(self, config: BackendConfig, request: CompletionRequest) -> AsyncIterator[Chunk]:
+        """Chunks as the backend sends them; the last has `done=True`.
+
+        `config.timeout_seconds` bounds the wait for each chunk, not the whole stream.
+        """

@@ -1,0 +1,158 @@
+"""Per-model route cache: TTL, single-flight fetches, stale-on-error and back-off.
+
+The hit path is one dict lookup and one clock comparison, because it runs on every request.
+Everything else (fetching, defaults, logging) happens at most once per model per TTL.
+
+Failure policy, so a dead config source never adds its timeout to every request:
+- a failed fetch keeps serving the last known route (or the default one) for `retry_seconds`;
+- while the source is known to be down, callers don't wait for a re-fetch at all: they get
+  the stale (or default) route at once and the single in-flight fetch refreshes it behind them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+
+from llm_backends.router.config_source import ConfigSource, ConfigSourceUnavailable
+from llm_backends.router.fallback import Route
+from llm_backends.router.types import BackendConfig
+
+log = structlog.get_logger("llm_backends.router")
+
+#: Builds the route of a fetched config; the flag says it is the default config.
+RouteFactory = Callable[[BackendConfig, bool], Route]
+
+
+@dataclass(slots=True)
+class _Entry:
+    route: Route
+    fresh_until: float
+    #: The route came from an answer of the source (not a default used because it was down).
+    from_source: bool
+
+
+class RouteCache:
+    """Model name -> Route, fetched through a ConfigSource."""
+
+    def __init__(
+        self,
+        source: ConfigSource,
+        *,
+        make_route: RouteFactory,
+        default_config: Callable[[str], BackendConfig],
+        ttl: float,
+        retry_seconds: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.source = source
+        self._make_route = make_route
+        self._default_config = default_config
+        self._ttl = ttl
+        self._retry_seconds = retry_seconds
+        self._clock = clock
+        self._entries: dict[str, _Entry] = {}
+        self._inflight: dict[str, asyncio.Task[Route]] = {}
+        self._tasks: set[asyncio.Task[Route]] = set()
+        # Until when the source counts as down (callers then don't wait on fetches).
+        self._down_until = -math.inf
+
+    async def get(self, model: str) -> Route:
+        entry = self._entries.get(model)
+        if entry is not None and self._clock() < entry.fresh_until:
+            return entry.route
+        return await self._refresh(model, entry)
+
+    def peek(self, model: str) -> Route | None:
+        """The cached route, fresh or stale, without fetching."""
+        entry = self._entries.get(model)
+        return entry.route if entry is not None else None
+
+    def invalidate(self, model: str | None = None) -> None:
+        """Make the next call re-fetch; the old route stays as the stale fallback."""
+        if model is None:
+            for entry in self._entries.values():
+                entry.fresh_until = -math.inf
+            self._inflight.clear()
+            self._down_until = -math.inf
+            return
+        entry = self._entries.get(model)
+        if entry is not None:
+            entry.fresh_until = -math.inf
+        self._inflight.pop(model, None)
+
+    async def close(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        self._inflight.clear()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _refresh(self, model: str, entry: _Entry | None) -> Route:
+        task = self._inflight.get(model)
+        if task is None or task.done():
+            task = asyncio.get_running_loop().create_task(self._fetch(model))
+            self._inflight[model] = task
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        if self._clock() < self._down_until:
+            # Known down: answer now; the fetch above refreshes the entry if the source is back.
+            return entry.route if entry is not None else self._default_route(model)
+        # Shielded: a cancelled caller must not cancel the fetch other callers wait on.
+        return await asyncio.shield(task)
+
+    async def _fetch(self, model: str) -> Route:
+        me = asyncio.current_task()
+        try:
+            try:
+                config = await self.source.get(model)
+            except ConfigSourceUnavailable as error:
+                return self._on_unavailable(model, error, me)
+            self._down_until = -math.inf
+            if config is None or not config.enabled:
+                log.info(
+                    "no_backend_config_found",
+                    model=model,
+                    reason="none" if config is None else "disabled",
+                )
+                route = self._default_route(model)
+            else:
+                route = self._make_route(config, False)
+            self._store(model, _Entry(route, self._clock() + self._ttl, True), me)
+            return route
+        finally:
+            if self._inflight.get(model) is me:
+                del self._inflight[model]
+
+    def _on_unavailable(
+        self, model: str, error: ConfigSourceUnavailable, me: asyncio.Task[Route] | None
+    ) -> Route:
+        now = self._clock()
+        self._down_until = now + self._retry_seconds
+        known = self._entries.get(model)
+        if known is not None:
+            route, from_source = known.route, known.from_source
+        else:
+            route, from_source = self._default_route(model), False
+        log.warning(
+            "failed_to_fetch_backend_config",
+            model=model,
+            error=str(error),
+            serving="stale" if from_source else "default",
+            retry_in_s=self._retry_seconds,
+        )
+        self._store(model, _Entry(route, now + self._retry_seconds, from_source), me)
+        return route
+
+    def _store(self, model: str, entry: _Entry, me: asyncio.Task[Route] | None) -> None:
+        # An invalidate() during the fetch unregistered it: its answer may predate the change.
+        if self._inflight.get(model) is me:
+            self._entries[model] = entry
+
+    def _default_route(self, model: str) -> Route:
+        return self._make_route(self._default_config(model), True)

@@ -1,0 +1,123 @@
+"""Plain data passed between the router, its config sources and the wire-protocol backends."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypedDict
+
+FinishReason = Literal["stop", "length"]
+
+
+class ChatMessage(TypedDict):
+    role: str
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class BackendConfig:
+    """One row of `llm_backends` as the router needs it (validated once, when fetched)."""
+
+    model_name: str
+    backend_type: str
+    endpoint_url: str
+    backend_model: str | None = None
+    enabled: bool = True
+    max_tokens: int = 2048
+    temperature_default: float = 0.7
+    timeout_seconds: float = 60.0
+    id: int | None = None
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any]) -> BackendConfig:
+        """Build from an Admin API JSON object (extra keys are ignored)."""
+        return cls(
+            model_name=data["model_name"],
+            backend_type=data["backend_type"],
+            endpoint_url=data["endpoint_url"],
+            backend_model=data.get("backend_model"),
+            enabled=bool(data.get("enabled", True)),
+            max_tokens=int(data.get("max_tokens") or 2048),
+            temperature_default=float(
+                data["temperature_default"] if data.get("temperature_default") is not None else 0.7
+            ),
+            timeout_seconds=float(data.get("timeout_seconds") or 60),
+            id=data.get("id"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CompletionRequest:
+    """What to ask a backend. Exactly one of `prompt` and `messages` is set.
+
+    `temperature` and `max_tokens` are already resolved against the config defaults.
+    """
+
+    prompt: str | None = None
+    messages: list[ChatMessage] | None = None
+    system: str | None = None
+    temperature: float = 0.7
+    max_tokens: int = 2048
+    stop: list[str] | None = None
+
+    @property
+    def is_chat(self) -> bool:
+        return self.messages is not None
+
+
+@dataclass(slots=True)
+class Completion:
+    """A whole answer from a backend."""
+
+    text: str
+    finish_reason: FinishReason = "stop"
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    # Generation speed as measured by the backend itself (Ollama's eval_count/eval_duration).
+    tokens_per_sec: float | None = None
+    backend_model: str | None = None
+
+
+@dataclass(slots=True)
+class Chunk:
+    """One piece of a streamed answer; the last one has `done=True` and the usage, if known."""
+
+    text: str
+    done: bool = False
+    finish_reason: FinishReason | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    tokens_per_sec: float | None = None
+
+
+@dataclass(slots=True)
+class Result:
+    """What LLMRouter.generate/chat return, as a dict via `as_dict()`."""
+
+    response: str
+    backend: str
+    model: str
+    done: bool
+    finish_reason: FinishReason
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    latency_ms: float
+    tokens_per_sec: float | None
+    fallback_from: str | None
+    endpoint: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "response": self.response,
+            "backend": self.backend,
+            "model": self.model,
+            "done": self.done,
+            "finish_reason": self.finish_reason,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "latency_ms": self.latency_ms,
+            "tokens_per_sec": self.tokens_per_sec,
+            "fallback_from": self.fallback_from,
+            "endpoint": self.endpoint,
+            **self.extra,
+        }

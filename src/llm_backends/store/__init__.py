@@ -1,0 +1,1 @@
+"""The config store: tables, queries and Alembic migrations (SQLite or PostgreSQL)."""

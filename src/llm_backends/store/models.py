@@ -1,0 +1,75 @@
+"""SQLAlchemy tables. The schema itself is owned by the Alembic migrations in `migrations/`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import Boolean, DateTime, Float, Integer, String, Text, TypeDecorator, func
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC on the Python side on every database (SQLite stores naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class LLMBackend(Base):
+    """Which inference server answers for one model name."""
+
+    __tablename__ = "llm_backends"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_name: Mapped[str] = mapped_column(String(255), unique=True)
+    backend_type: Mapped[str] = mapped_column(String(32))
+    endpoint_url: Mapped[str] = mapped_column(String(2048))
+    backend_model: Mapped[str | None] = mapped_column(String(255), default=None)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    max_tokens: Mapped[int] = mapped_column(Integer, default=2048)
+    temperature_default: Mapped[float] = mapped_column(Float, default=0.7)
+    timeout_seconds: Mapped[int] = mapped_column(Integer, default=60)
+    priority: Mapped[int] = mapped_column(Integer, default=100)
+    description: Mapped[str | None] = mapped_column(Text, default=None)
+    avg_tokens_per_sec: Mapped[float | None] = mapped_column(Float, default=None)
+    avg_latency_ms: Mapped[float | None] = mapped_column(Float, default=None)
+    total_requests: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    total_errors: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class ApiToken(Base):
+    """A bearer token, stored as its SHA-256 (tokens are random, so no slow hash is needed)."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[str] = mapped_column(String(1024))  # space-separated
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+__all__ = ["ApiToken", "Base", "LLMBackend", "UTCDateTime", "func", "utcnow"]
