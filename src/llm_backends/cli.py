@@ -159,3 +159,7 @@ def token_ensure() -> None:
         typer.echo(
             "A token already exists; create another with: llm-backends token create --scope llm_backends:write"
         )
+
+
+if __name__ == "__main__":
+    app()

@@ -89,6 +89,8 @@ class RecordedRequest:
     body: Any
     raw: bytes
     headers: dict[str, str]
+    #: The client's TCP port: equal ports mean one reused keep-alive connection.
+    client_port: int | None
 
 
 class FakeState(Generic[B]):
@@ -132,8 +134,9 @@ class FakeState(Generic[B]):
             body = orjson.loads(raw) if raw else None
         except orjson.JSONDecodeError:
             body = None
+        port = request.client.port if request.client else None
         recorded = RecordedRequest(
-            request.method, request.url.path, body, raw, dict(request.headers)
+            request.method, request.url.path, body, raw, dict(request.headers), port
         )
         self.requests.append(recorded)
         return recorded
@@ -190,9 +193,9 @@ class FakeServer(Generic[B]):
         """Block until the client abandons an answer (True) or `timeout` passes (False)."""
         return self.state.abort_event.wait(timeout)
 
-    async def aborted_within(self, timeout: float = 5.0) -> bool:
+    async def aborted_within(self, seconds: float = 5.0) -> bool:
         """`wait_for_abort` for async tests (waits in a thread, the loop keeps running)."""
-        return await asyncio.to_thread(self.state.abort_event.wait, timeout)
+        return await asyncio.to_thread(self.state.abort_event.wait, seconds)
 
 
 async def pause(request: Request, seconds: float) -> bool:

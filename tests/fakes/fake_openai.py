@@ -139,7 +139,9 @@ def _envelope(model: str, chat: bool, stream: bool) -> dict[str, Any]:
 def _whole(behaviour: OpenAIBehaviour, model: str, chat: bool) -> Response:
     if behaviour.garbage:
         return Response(b"<html>502 Bad Gateway</html>", media_type="application/json")
-    choice: dict[str, Any] = {"index": 0, "logprobs": None, "finish_reason": behaviour.finish_reason}
+    choice: dict[str, Any] = {
+        "index": 0, "logprobs": None, "finish_reason": behaviour.finish_reason
+    }
     if chat:
         choice["message"] = {"role": "assistant", "content": behaviour.reply}
     else:

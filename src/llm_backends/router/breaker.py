@@ -34,14 +34,14 @@ class CircuitBreaker:
     """The health of one endpoint, as seen by this process."""
 
     __slots__ = (
-        "endpoint",
-        "_threshold",
-        "_cooldown",
         "_clock",
-        "_state",
+        "_cooldown",
         "_failures",
         "_opened_at",
         "_probing",
+        "_state",
+        "_threshold",
+        "endpoint",
     )
 
     def __init__(

@@ -62,7 +62,7 @@ class HttpConfigSource:
         try:
             return BackendConfig.from_mapping(data)
         except (KeyError, TypeError, ValueError, AttributeError) as error:
-            raise ConfigSourceUnavailable(f"GET {url} returned an invalid config: {data!r}") from error
+            raise ConfigSourceUnavailable(f"GET {url} returned a bad config: {data!r}") from error
 
 
 def default_config(

@@ -16,7 +16,7 @@ class RoutedStream:
     Close it (`await stream.aclose()`, or `contextlib.aclosing`) if you stop early.
     """
 
-    __slots__ = ("model", "backend", "endpoint", "fallback_from", "final", "_chunks")
+    __slots__ = ("_chunks", "backend", "endpoint", "fallback_from", "final", "model")
 
     def __init__(self, model: str) -> None:
         self.model = model

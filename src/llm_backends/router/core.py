@@ -1,0 +1,664 @@
+"""LLMRouter: send each generate/chat call to the backend configured for its model.
+
+The router composes small parts: a RouteCache (config lookups), a BreakerBoard (endpoint
+health), a StatsReporter (batched metrics) and a LoopScope (the pooled HTTP session). It owns
+only the request flow: resolve the route, try its attempts in order, record the outcome.
+
+`get_llm_router()` is the one process-wide router (the only module-level mutable state);
+explicit `LLMRouter(...)` instances are independent of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from contextlib import aclosing
+from typing import Any, NoReturn
+
+import structlog
+
+from llm_backends.router.backends import backend_classes
+from llm_backends.router.breaker import BreakerBoard, BreakerState, CircuitBreaker, CircuitOpen
+from llm_backends.router.cache import RouteCache
+from llm_backends.router.config_source import ConfigSource, HttpConfigSource, default_config
+from llm_backends.router.errors import (
+    InvalidBackendResponse,
+    LLMRouterError,
+    StreamInterrupted,
+)
+from llm_backends.router.fallback import (
+    Attempt,
+    Route,
+    after_fallback,
+    falls_back,
+    is_health_failure,
+    plan_route,
+)
+from llm_backends.router.pool import LoopScope
+from llm_backends.router.stats import HttpStatsSink, ModelStats, StatsReporter, StatsSink
+from llm_backends.router.streaming import RoutedStream
+from llm_backends.router.types import (
+    BackendConfig,
+    ChatMessage,
+    Chunk,
+    Completion,
+    CompletionRequest,
+    Result,
+)
+from llm_backends.settings import Settings
+
+log = structlog.get_logger("llm_backends.router")
+
+Stop = str | Sequence[str] | None
+
+
+class _Default:
+    """Marks "argument not given" where None is a meaningful value."""
+
+
+_DEFAULT_SINK = _Default()
+
+
+class LLMRouter:
+    """Routes calls per model name; one instance serves one event loop at a time.
+
+    Library mode (no arguments) asks the Admin API for configs and reports stats to it. A
+    gateway passes `config_source=` and `stats_sink=` objects over its own store instead.
+    """
+
+    def __init__(
+        self,
+        admin_url: str | None = None,
+        cache_ttl: float | None = None,
+        *,
+        settings: Settings | None = None,
+        config_source: ConfigSource | None = None,
+        stats_sink: StatsSink | _Default | None = _DEFAULT_SINK,
+        ollama_url: str | None = None,
+        admin_token: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        config_retry_seconds: float = 5.0,
+        max_connections: int = 512,
+    ) -> None:
+        """`cache_ttl`, `admin_url`, `ollama_url`, `admin_token` default to the settings.
+
+        `stats_sink=None` disables reporting; left out, library mode reports over HTTP when
+        an Admin API token is configured. `clock` drives the cache TTL and breaker cooldowns.
+        """
+        settings = settings or Settings()
+        self.settings = settings
+        self.admin_url = (admin_url or settings.admin_api_url).rstrip("/")
+        self.ollama_url = (ollama_url or settings.ollama_url).rstrip("/")
+        self._connect_timeout = settings.llm_router_connect_timeout
+        self._max_connections = max_connections
+        self._scope: LoopScope | None = None
+
+        source = config_source or HttpConfigSource(
+            self.admin_url, self._session, timeout=settings.llm_router_fetch_timeout
+        )
+        self._cache = RouteCache(
+            source,
+            make_route=self._make_route,
+            default_config=self._default_config,
+            ttl=settings.llm_router_cache_ttl if cache_ttl is None else cache_ttl,
+            retry_seconds=config_retry_seconds,
+            clock=clock,
+        )
+        self._breakers = BreakerBoard(
+            threshold=settings.breaker_failure_threshold,
+            cooldown=settings.breaker_cooldown_seconds,
+            clock=clock,
+        )
+        if isinstance(stats_sink, _Default):
+            stats_sink = self._library_sink(admin_token)
+        self._stats = (
+            StatsReporter(stats_sink, interval=settings.metrics_report_interval)
+            if stats_sink is not None
+            else None
+        )
+
+    # -- public API ---------------------------------------------------------------------
+
+    async def generate(
+        self,
+        model: str,
+        prompt: str,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        *,
+        system: str | None = None,
+        stop: Stop = None,
+    ) -> dict[str, Any]:
+        """Complete `prompt`; the dict has response, backend, model, done, prompt_tokens,
+        completion_tokens, latency_ms, fallback_from, endpoint, finish_reason, tokens_per_sec.
+        """
+        result = await self.generate_result(
+            model, prompt, temperature, max_tokens, system=system, stop=stop
+        )
+        return result.as_dict()
+
+    async def chat(
+        self,
+        model: str,
+        messages: Sequence[ChatMessage],
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        *,
+        system: str | None = None,
+        stop: Stop = None,
+    ) -> dict[str, Any]:
+        """Answer a chat; same dict as `generate`."""
+        result = await self.chat_result(
+            model, messages, temperature, max_tokens, system=system, stop=stop
+        )
+        return result.as_dict()
+
+    async def generate_result(
+        self,
+        model: str,
+        prompt: str,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        *,
+        system: str | None = None,
+        stop: Stop = None,
+    ) -> Result:
+        """`generate` as a typed Result (what a gateway uses)."""
+        route = await self._cache.get(model)
+        request = _request(route.config, prompt, None, temperature, max_tokens, system, stop)
+        return await self._complete(model, route, request)
+
+    async def chat_result(
+        self,
+        model: str,
+        messages: Sequence[ChatMessage],
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        *,
+        system: str | None = None,
+        stop: Stop = None,
+    ) -> Result:
+        """`chat` as a typed Result."""
+        route = await self._cache.get(model)
+        request = _request(route.config, None, messages, temperature, max_tokens, system, stop)
+        return await self._complete(model, route, request)
+
+    async def stream(
+        self,
+        model: str,
+        prompt: str,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        *,
+        system: str | None = None,
+        stop: Stop = None,
+    ) -> AsyncIterator[str]:
+        """Text chunks of a completion as they arrive."""
+        chunks = self.stream_chunks(
+            model, prompt, temperature, max_tokens, system=system, stop=stop
+        )
+        async with aclosing(chunks):
+            async for chunk in chunks:
+                if chunk.text:
+                    yield chunk.text
+
+    async def stream_chat(
+        self,
+        model: str,
+        messages: Sequence[ChatMessage],
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        *,
+        system: str | None = None,
+        stop: Stop = None,
+    ) -> AsyncIterator[str]:
+        """Text chunks of a chat answer as they arrive."""
+        chunks = self.stream_chat_chunks(
+            model, messages, temperature, max_tokens, system=system, stop=stop
+        )
+        async with aclosing(chunks):
+            async for chunk in chunks:
+                if chunk.text:
+                    yield chunk.text
+
+    def stream_chunks(
+        self,
+        model: str,
+        prompt: str,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        *,
+        system: str | None = None,
+        stop: Stop = None,
+    ) -> RoutedStream:
+        """`Chunk`s (the last one has done=True and usage); see RoutedStream for `.backend`."""
+        handle = RoutedStream(model)
+        return handle.attach(
+            self._stream(handle, prompt, None, temperature, max_tokens, system, stop)
+        )
+
+    def stream_chat_chunks(
+        self,
+        model: str,
+        messages: Sequence[ChatMessage],
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        *,
+        system: str | None = None,
+        stop: Stop = None,
+    ) -> RoutedStream:
+        """`stream_chunks` for chat messages."""
+        handle = RoutedStream(model)
+        return handle.attach(
+            self._stream(handle, None, messages, temperature, max_tokens, system, stop)
+        )
+
+    async def resolve(self, model: str) -> BackendConfig:
+        """The effective config of `model` (the default Ollama config when it has none)."""
+        return (await self._cache.get(model)).config
+
+    def invalidate(self, model: str | None = None) -> None:
+        """Re-fetch the config of `model` (or of every model) on its next call."""
+        self._cache.invalidate(model)
+
+    def breaker_states(self) -> dict[str, BreakerState]:
+        """endpoint -> "closed" | "open" | "half_open", for every endpoint called so far."""
+        return self._breakers.states()
+
+    def pending_stats(self) -> list[ModelStats]:
+        """Counts recorded but not yet reported (empty when reporting is off)."""
+        return self._stats.pending() if self._stats is not None else []
+
+    async def flush_stats(self) -> bool:
+        """Report pending stats now; False when the sink failed (counts are kept)."""
+        return await self._stats.flush() if self._stats is not None else True
+
+    async def close(self) -> None:
+        """Report pending stats and close the HTTP pool. The router stays usable."""
+        await self._cache.close()
+        if self._stats is not None:
+            await self._stats.close()
+        scope, self._scope = self._scope, None
+        if scope is not None and scope.loop is asyncio.get_running_loop():
+            await scope.close()
+
+    async def __aenter__(self) -> LLMRouter:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # -- request flow -------------------------------------------------------------------
+
+    async def _complete(self, model: str, route: Route, request: CompletionRequest) -> Result:
+        scope = self._current_scope()
+        config = route.config
+        log.info(
+            "routing_llm_request",
+            model=model,
+            backend_type=config.backend_type,
+            endpoint=config.endpoint_url,
+        )
+        started = time.perf_counter()
+        attempts = route.attempts
+        last = len(attempts) - 1
+        first_error: LLMRouterError | None = None
+        for index, attempt in enumerate(attempts):
+            try:
+                completion = await self._call(scope, model, attempt, request)
+            except LLMRouterError as error:
+                if index < last and falls_back(error):
+                    first_error = first_error or error
+                    _log_fallback(model, attempt, attempts[index + 1], error)
+                    continue
+                failure = self._failed(model, error, first_error, started)
+                if failure is error:
+                    raise
+                raise failure from error
+            return self._succeeded(model, attempt, completion, first_error, started)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def _call(
+        self, scope: LoopScope, model: str, attempt: Attempt, request: CompletionRequest
+    ) -> Completion:
+        breaker = self._breakers.get(attempt.endpoint)
+        backend = scope.backend(attempt.kind) or _unknown_backend(model, attempt)
+        if not breaker.allow():
+            raise _circuit_open(model, attempt, breaker)
+        judged = False
+        try:
+            completion = await backend.complete(attempt.config, request)
+        except LLMRouterError as error:
+            judged = True
+            _judge(breaker, error)
+            raise
+        finally:
+            if not judged:
+                breaker.release()  # no-op unless this was the half-open probe
+        breaker.record_success()
+        return completion
+
+    async def _stream(
+        self,
+        handle: RoutedStream,
+        prompt: str | None,
+        messages: Sequence[ChatMessage] | None,
+        temperature: float | None,
+        max_tokens: int | None,
+        system: str | None,
+        stop: Stop,
+    ) -> AsyncGenerator[Chunk, None]:
+        model = handle.model
+        route = await self._cache.get(model)
+        request = _request(route.config, prompt, messages, temperature, max_tokens, system, stop)
+        scope = self._current_scope()
+        log.info(
+            "routing_llm_request",
+            model=model,
+            backend_type=route.config.backend_type,
+            endpoint=route.config.endpoint_url,
+            stream=True,
+        )
+        started = time.perf_counter()
+        attempt, chunks, first, first_error = await self._open_stream(
+            scope, model, route, request, started
+        )
+        handle.backend = attempt.kind
+        handle.endpoint = attempt.endpoint
+        handle.fallback_from = first_error.backend if first_error is not None else None
+        final = first if first.done else None
+        try:
+            yield first
+            async for chunk in chunks:
+                if chunk.done:
+                    final = chunk
+                yield chunk
+        except LLMRouterError as error:
+            # Text already reached the caller: another backend can't continue it.
+            if is_health_failure(error):
+                self._breakers.get(attempt.endpoint).record_failure()
+            interrupted = StreamInterrupted(
+                f"stream interrupted after the first chunk: {error.reason}",
+                model=model,
+                backend=attempt.kind,
+                endpoint=attempt.endpoint,
+                status_code=error.status_code,
+            )
+            self._failed(model, interrupted, None, started)
+            raise interrupted from error
+        finally:
+            await chunks.aclose()
+        handle.final = final
+        self._finish(
+            model,
+            attempt.kind,
+            time.perf_counter() - started,
+            final.completion_tokens if final else None,
+            final.tokens_per_sec if final else None,
+        )
+
+    async def _open_stream(
+        self,
+        scope: LoopScope,
+        model: str,
+        route: Route,
+        request: CompletionRequest,
+        started: float,
+    ) -> tuple[Attempt, AsyncGenerator[Chunk, None], Chunk, LLMRouterError | None]:
+        """Walk the route until a backend yields its first chunk: fallback happens only here."""
+        attempts = route.attempts
+        last = len(attempts) - 1
+        first_error: LLMRouterError | None = None
+        for index, attempt in enumerate(attempts):
+            try:
+                chunks, first = await self._first_chunk(scope, model, attempt, request)
+            except LLMRouterError as error:
+                if index < last and falls_back(error):
+                    first_error = first_error or error
+                    _log_fallback(model, attempt, attempts[index + 1], error)
+                    continue
+                failure = self._failed(model, error, first_error, started)
+                if failure is error:
+                    raise
+                raise failure from error
+            return attempt, chunks, first, first_error
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def _first_chunk(
+        self, scope: LoopScope, model: str, attempt: Attempt, request: CompletionRequest
+    ) -> tuple[AsyncGenerator[Chunk, None], Chunk]:
+        breaker = self._breakers.get(attempt.endpoint)
+        backend = scope.backend(attempt.kind) or _unknown_backend(model, attempt)
+        if not breaker.allow():
+            raise _circuit_open(model, attempt, breaker)
+        chunks: Any = backend.stream(attempt.config, request)
+        started = False
+        try:
+            try:
+                first = await anext(chunks)
+            except StopAsyncIteration:
+                raise InvalidBackendResponse(
+                    "stream ended before its first chunk",
+                    model=model,
+                    backend=attempt.kind,
+                    endpoint=attempt.endpoint,
+                ) from None
+            started = True
+        except LLMRouterError as error:
+            _judge(breaker, error)
+            raise
+        finally:
+            if not started:
+                breaker.release()  # no-op unless this was the half-open probe and it got no verdict
+                await chunks.aclose()
+        breaker.record_success()
+        return chunks, first
+
+    # -- outcomes -----------------------------------------------------------------------
+
+    def _succeeded(
+        self,
+        model: str,
+        attempt: Attempt,
+        completion: Completion,
+        first_error: LLMRouterError | None,
+        started: float,
+    ) -> Result:
+        elapsed = time.perf_counter() - started
+        tokens_per_sec = self._finish(
+            model, attempt.kind, elapsed, completion.completion_tokens, completion.tokens_per_sec
+        )
+        return Result(
+            response=completion.text,
+            backend=attempt.kind,
+            model=model,
+            done=True,
+            finish_reason=completion.finish_reason,
+            prompt_tokens=completion.prompt_tokens,
+            completion_tokens=completion.completion_tokens,
+            latency_ms=elapsed * 1000.0,
+            tokens_per_sec=tokens_per_sec,
+            fallback_from=first_error.backend if first_error is not None else None,
+            endpoint=attempt.endpoint,
+        )
+
+    def _finish(
+        self,
+        model: str,
+        backend: str,
+        elapsed: float,
+        completion_tokens: int | None,
+        tokens_per_sec: float | None,
+    ) -> float | None:
+        """Log and count a success; returns tokens/s (the backend's own, else wall-clock)."""
+        if tokens_per_sec is None and completion_tokens and elapsed > 0:
+            tokens_per_sec = completion_tokens / elapsed
+        latency_ms = elapsed * 1000.0
+        log.info(
+            "llm_request_completed",
+            model=model,
+            backend=backend,
+            duration_ms=latency_ms,
+            tokens_per_sec=tokens_per_sec,
+        )
+        if self._stats is not None:
+            self._stats.record(model, latency_ms, tokens_per_sec, False)
+        return tokens_per_sec
+
+    def _failed(
+        self,
+        model: str,
+        error: LLMRouterError,
+        first_error: LLMRouterError | None,
+        started: float,
+    ) -> LLMRouterError:
+        """Log and count a failure; the error to raise names every backend tried."""
+        if first_error is not None:
+            error = after_fallback(error, first_error)
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        log.warning(
+            "llm_request_failed",
+            model=model,
+            backend=error.backend,
+            endpoint=error.endpoint,
+            error=str(error),
+            error_type=type(error).__name__,
+        )
+        if self._stats is not None:
+            self._stats.record(model, latency_ms, None, True)
+        return error
+
+    # -- wiring -------------------------------------------------------------------------
+
+    def _current_scope(self) -> LoopScope:
+        """The session and backends of the running loop, made on first use in that loop."""
+        scope = self._scope
+        loop = asyncio.get_running_loop()
+        if scope is None or scope.loop is not loop or scope.closed:
+            scope = LoopScope(
+                loop,
+                connect_timeout=self._connect_timeout,
+                max_connections=self._max_connections,
+                on_loop_end=self._on_loop_end,
+            )
+            self._scope = scope
+            if self._stats is not None:
+                self._stats.detach()  # a timer of a previous loop will never fire
+        return scope
+
+    def _session(self) -> Any:
+        return self._current_scope().session
+
+    async def _on_loop_end(self) -> None:
+        if self._stats is not None:
+            await self._stats.close()
+
+    def _make_route(self, config: BackendConfig, is_default: bool) -> Route:
+        return plan_route(config, self.ollama_url, is_default=is_default)
+
+    def _default_config(self, model: str) -> BackendConfig:
+        settings = self.settings
+        return default_config(
+            model,
+            ollama_url=self.ollama_url,
+            max_tokens=settings.default_max_tokens,
+            temperature=settings.default_temperature,
+            timeout_seconds=settings.default_timeout_seconds,
+        )
+
+    def _library_sink(self, admin_token: str | None) -> StatsSink | None:
+        token = admin_token
+        if token is None and self.settings.admin_api_token is not None:
+            token = self.settings.admin_api_token.get_secret_value()
+        if not token:
+            log.info(
+                "llm_stats_reporting_disabled",
+                reason="ADMIN_API_TOKEN is not set",
+                admin_url=self.admin_url,
+            )
+            return None
+        return HttpStatsSink(
+            self.admin_url, token, self._session, timeout=self.settings.llm_router_fetch_timeout
+        )
+
+
+def _request(
+    config: BackendConfig,
+    prompt: str | None,
+    messages: Sequence[ChatMessage] | None,
+    temperature: float | None,
+    max_tokens: int | None,
+    system: str | None,
+    stop: Stop,
+) -> CompletionRequest:
+    """Only None takes the config default: an explicit 0 is sent as given."""
+    return CompletionRequest(
+        prompt=prompt,
+        messages=list(messages) if messages is not None else None,
+        system=system,
+        temperature=config.temperature_default if temperature is None else temperature,
+        max_tokens=config.max_tokens if max_tokens is None else max_tokens,
+        stop=[stop] if isinstance(stop, str) else (list(stop) if stop else None),
+    )
+
+
+def _judge(breaker: CircuitBreaker, error: LLMRouterError) -> None:
+    """A 404/400 still proves the server is up; only health failures count against it."""
+    if is_health_failure(error):
+        breaker.record_failure()
+    else:
+        breaker.record_success()
+
+
+def _circuit_open(model: str, attempt: Attempt, breaker: CircuitBreaker) -> CircuitOpen:
+    return CircuitOpen(
+        f"circuit open after {breaker.failures} consecutive failures, "
+        f"next probe in {breaker.retry_in:.1f}s",
+        model=model,
+        backend=attempt.kind,
+        endpoint=attempt.endpoint,
+    )
+
+
+def _unknown_backend(model: str, attempt: Attempt) -> NoReturn:
+    raise LLMRouterError(
+        f"no backend module speaks backend_type {attempt.kind!r} "
+        f"(known: {', '.join(sorted(backend_classes()))})",
+        model=model,
+        backend=attempt.kind,
+        endpoint=attempt.endpoint,
+    )
+
+
+def _log_fallback(model: str, failed: Attempt, next_: Attempt, error: LLMRouterError) -> None:
+    if isinstance(error, CircuitOpen):
+        # Expected while the breaker is open: one line per request would drown the logs.
+        log.debug("backend_circuit_open_skipping", model=model, backend=failed.kind)
+        return
+    log.warning(
+        f"{failed.kind}_failed_falling_back_to_{next_.kind}",
+        model=model,
+        error=str(error),
+        error_type=type(error).__name__,
+        endpoint=failed.endpoint,
+        fallback_endpoint=next_.endpoint,
+    )
+
+
+# The documented process-wide router: the only module-level mutable state of the package.
+_router: LLMRouter | None = None
+_router_lock = threading.Lock()
+
+
+def get_llm_router() -> LLMRouter:
+    """The process-wide LLMRouter, created on first call from the settings (thread-safe)."""
+    global _router
+    router = _router
+    if router is None:
+        with _router_lock:
+            if _router is None:
+                _router = LLMRouter()
+            router = _router
+    return router

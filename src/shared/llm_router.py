@@ -1,0 +1,29 @@
+"""Compatibility import path of the seed's examples: `from shared.llm_router import get_llm_router`.
+
+A thin alias of the real API (`from llm_backends import get_llm_router` is canonical). `shared`
+is a namespace package: other distributions may ship their own `shared.*` modules beside this.
+"""
+
+from llm_backends import (
+    BackendRequestError,
+    BackendTimeout,
+    BackendUnavailable,
+    InvalidBackendResponse,
+    LLMRouter,
+    LLMRouterError,
+    ModelNotFound,
+    StreamInterrupted,
+    get_llm_router,
+)
+
+__all__ = [
+    "BackendRequestError",
+    "BackendTimeout",
+    "BackendUnavailable",
+    "InvalidBackendResponse",
+    "LLMRouter",
+    "LLMRouterError",
+    "ModelNotFound",
+    "StreamInterrupted",
+    "get_llm_router",
+]

@@ -1,0 +1,163 @@
+"""Test doubles of the router tests: a fake Admin API, a fake clock, an in-memory config
+source and a recording stats sink."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+from llm_backends.router.config_source import ConfigSourceUnavailable
+from llm_backends.router.stats import ModelStats
+from llm_backends.router.types import BackendConfig
+from llm_backends.settings import Settings
+from tests.fakes.common import pause
+
+MODEL = "phi3:mini"
+
+
+class FakeClock:
+    """A monotonic clock tests move by hand, so TTLs and cooldowns need no sleeps."""
+
+    def __init__(self, start: float = 1_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
+class AdminState:
+    """What the fake Admin API serves and what it has received."""
+
+    configs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Answer config lookups with this status (e.g. 500) instead of the configs.
+    status: int | None = None
+    #: Config lookups wait until the client leaves (a hung Admin API).
+    hang: bool = False
+    #: Raw (still percent-encoded) paths of the config lookups, in order.
+    lookups: list[str] = field(default_factory=list)
+    #: (headers, body) of every metrics POST.
+    reports: list[tuple[dict[str, str], Any]] = field(default_factory=list)
+    metrics_status: int = 200
+
+    def reset(self) -> None:
+        self.configs.clear()
+        self.status = None
+        self.hang = False
+        self.lookups.clear()
+        self.reports.clear()
+        self.metrics_status = 200
+
+
+def admin_app(state: AdminState) -> FastAPI:
+    app = FastAPI()
+
+    @app.get("/api/llm-backends/model/{name:path}")
+    async def model_config(name: str, request: Request) -> Response:
+        state.lookups.append(request.scope["raw_path"].decode())
+        if state.hang:
+            await pause(request, 30)
+            return Response(status_code=504)
+        if state.status is not None:
+            return JSONResponse({"detail": "boom"}, status_code=state.status)
+        config = state.configs.get(name)
+        if config is None or not config.get("enabled", True):
+            # The real Admin API answers 404 for a disabled config too.
+            return JSONResponse({"detail": f"Backend not found for model: {name}"}, 404)
+        return JSONResponse(config)
+
+    @app.post("/api/llm-backends/metrics")
+    async def metrics(request: Request) -> Response:
+        state.reports.append((dict(request.headers), await request.json()))
+        return Response(status_code=state.metrics_status)
+
+    return app
+
+
+@dataclass
+class FakeAdmin:
+    url: str
+    state: AdminState
+
+    def add(self, model_name: str, backend_type: str, endpoint_url: str, **extra: Any) -> None:
+        self.state.configs[model_name] = {
+            "id": len(self.state.configs) + 1,
+            "model_name": model_name,
+            "backend_type": backend_type,
+            "endpoint_url": endpoint_url,
+            "enabled": True,
+            "max_tokens": 2048,
+            "temperature_default": 0.7,
+            "timeout_seconds": 10,
+            "description": None,
+            **extra,
+        }
+
+
+class DictSource:
+    """An in-memory ConfigSource (what a gateway's store-backed source looks like).
+
+    `gate`, when set, holds every lookup until the test opens it; `down` makes lookups fail.
+    """
+
+    def __init__(self) -> None:
+        self.configs: dict[str, BackendConfig] = {}
+        self.calls: list[str] = []
+        self.down = False
+        self.gate: asyncio.Event | None = None
+
+    async def get(self, model_name: str) -> BackendConfig | None:
+        self.calls.append(model_name)
+        if self.gate is not None:
+            await self.gate.wait()
+        if self.down:
+            raise ConfigSourceUnavailable("store is down")
+        return self.configs.get(model_name)
+
+    def add(self, model_name: str, backend_type: str, endpoint_url: str, **extra: Any) -> None:
+        self.configs[model_name] = BackendConfig(
+            model_name=model_name,
+            backend_type=backend_type,
+            endpoint_url=endpoint_url,
+            **{"timeout_seconds": 10.0, **extra},
+        )
+
+
+class RecordingSink:
+    """A StatsSink keeping every batch; `fail` makes reports raise."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[ModelStats]] = []
+        self.fail = False
+        self.reported = asyncio.Event()
+
+    async def report(self, batch: list[ModelStats]) -> None:
+        if self.fail:
+            raise RuntimeError("sink is down")
+        self.batches.append(batch)
+        self.reported.set()
+
+
+def router_settings(**overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "admin_api_url": "http://127.0.0.1:9",
+        "ollama_url": "http://127.0.0.1:9",
+        "admin_api_token": None,
+        "llm_router_fetch_timeout": 0.5,
+        "llm_router_connect_timeout": 0.5,
+        "metrics_report_interval": 3600.0,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def token() -> str:
+    return "tok-" + secrets.token_hex(8)

@@ -1,0 +1,96 @@
+"""The `llm-backends` command: tokens, migrations, and `serve` as a real process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from llm_backends.cli import app
+from tests.fakes.server import free_port
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    values = {
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
+        "TOKEN_FILE": str(tmp_path / "token"),
+    }
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("ADMIN_API_TOKEN", raising=False)
+    monkeypatch.chdir(tmp_path)
+    return values
+
+
+def test_token_create_prints_the_token_last_and_stores_only_its_hash(env: dict[str, str]) -> None:
+    result = runner.invoke(app, ["token", "create", "--scope", "llm_backends:read", "--name", "ci"])
+    assert result.exit_code == 0, result.output
+    token = result.output.strip().splitlines()[-1]
+    assert token.startswith("llmb_") and len(token) > 40
+    database = Path(env["DATABASE_URL"].removeprefix("sqlite:///")).read_bytes()
+    assert token.encode() not in database
+
+    listed = runner.invoke(app, ["token", "list"])
+    assert "ci\tllm_backends:read\tactive" in listed.output and token not in listed.output
+
+    assert runner.invoke(app, ["token", "revoke", "1"]).exit_code == 0
+    assert "revoked" in runner.invoke(app, ["token", "list"]).output
+    again = runner.invoke(app, ["token", "revoke", "1"])
+    assert again.exit_code == 1
+
+
+def test_token_create_rejects_unknown_scopes(env: dict[str, str]) -> None:
+    result = runner.invoke(app, ["token", "create", "--scope", "root"])
+    assert result.exit_code != 0
+    assert "llm_backends:read" in result.output  # the error lists the valid choices
+
+
+def test_token_ensure_creates_one_token_once_and_never_prints_it(env: dict[str, str]) -> None:
+    first = runner.invoke(app, ["token", "ensure"])
+    assert first.exit_code == 0, first.output
+    token = Path(env["TOKEN_FILE"]).read_text().strip()
+    assert token not in first.output and "export TOKEN=$(cat" in first.output
+    assert oct(Path(env["TOKEN_FILE"]).stat().st_mode & 0o777) == "0o600"
+    second = runner.invoke(app, ["token", "ensure"])
+    assert Path(env["TOKEN_FILE"]).read_text().strip() == token
+    assert "Created" not in second.output
+
+
+def test_serve_migrates_and_answers_with_a_created_token(env: dict[str, str]) -> None:
+    """`llm-backends serve` as a real process, the way `make run` starts it."""
+    created = runner.invoke(app, ["token", "create", "--scope", "llm_backends:write"])
+    token = created.output.strip().splitlines()[-1]
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "llm_backends.cli", "serve", "--port", str(port)],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:  # wait for uvicorn's own "ready" line, not a sleep
+            if "Uvicorn running" in line:
+                break
+        else:
+            pytest.fail("server exited before it was ready")
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            body = {"model_name": "m", "backend_type": "ollama", "endpoint_url": "http://localhost:11434"}
+            response = client.post(
+                "/api/llm-backends", json=body, headers={"Authorization": f"Bearer {token}"}
+            )
+            assert response.status_code == 201, response.text
+            assert client.get("/ready").status_code == 200
+    finally:
+        process.terminate()
+        output = process.communicate(timeout=10)[0]
+    assert token not in output
