@@ -14,7 +14,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,9 +88,13 @@ class Child:
             self.proc.wait(5)
 
 
-def spawn(name: str, argv: Sequence[str], *, port: int, cpus: str | None, env: dict[str, str] | None = None,
-          log_dir: Path | None = None, cwd: Path | None = None) -> Child:
-    """Start `argv` pinned to `cpus`, stdout+stderr to a log file (or discarded)."""
+def spawn(name: str, argv: Sequence[str], *, port: int, cpus: str | None,
+          env: Mapping[str, str | None] | None = None, log_dir: Path | None = None,
+          cwd: Path | None = None) -> Child:
+    """Start `argv` pinned to `cpus`, stdout+stderr to a log file (or discarded).
+
+    `env` adds to this process's environment; a None value removes the variable.
+    """
     log_path = None
     out: int | object = subprocess.DEVNULL
     if log_dir is not None:
@@ -98,7 +102,11 @@ def spawn(name: str, argv: Sequence[str], *, port: int, cpus: str | None, env: d
         log_path = log_dir / f"{name}.log"
         out = log_path.open("wb")
     full_env = dict(os.environ)
-    full_env.update(env or {})
+    for key, value in (env or {}).items():
+        if value is None:
+            full_env.pop(key, None)
+        else:
+            full_env[key] = value
     started = time.perf_counter()
     proc = subprocess.Popen(
         [*pin_prefix(cpus), *argv],

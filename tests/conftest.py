@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,9 @@ from llm_backends.store.db import create_engine, session_factory
 from llm_backends.store.models import ApiToken, LLMBackend
 from tests.fakes.server import ServerThread
 
-POSTGRES_ADMIN_DSN = os.environ.get("TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+POSTGRES_ADMIN_DSN = os.environ.get(
+    "TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test"
+)
 
 
 def _postgres_url(database: str) -> str:
@@ -101,9 +104,9 @@ class LiveServer:
         return self.client(self.token)
 
 
-def make_settings(database_url: str, **overrides: object) -> Settings:
+def make_settings(default_database_url: str, **overrides: object) -> Settings:
     values: dict[str, object] = {
-        "database_url": database_url,
+        "database_url": default_database_url,
         "admin_api_token": "test-bootstrap-" + secrets.token_hex(8),
         "log_json": True,
     }
@@ -111,9 +114,9 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
     return Settings(_env_file=None, **values)  # type: ignore[arg-type]
 
 
-@pytest.fixture
-def start_server(sessions: async_sessionmaker[AsyncSession], database_url: str) -> Iterator:
-    """Start the real app with uvicorn on a free port: `start_server(**settings_overrides)`."""
+@contextmanager
+def server_starter(database_url: str) -> Iterator[Callable[..., LiveServer]]:
+    """`start(**settings_overrides)` runs the real app with uvicorn on a free port."""
     started: list[ServerThread] = []
 
     def start(**overrides: object) -> LiveServer:
@@ -123,9 +126,20 @@ def start_server(sessions: async_sessionmaker[AsyncSession], database_url: str) 
         token = settings.admin_api_token.get_secret_value() if settings.admin_api_token else ""
         return LiveServer(url=thread.url, token=token, settings=settings, thread=thread)
 
-    yield start
-    for thread in started:
-        thread.stop()
+    try:
+        yield start
+    finally:
+        for thread in started:
+            thread.stop()
+
+
+@pytest.fixture
+def start_server(
+    sessions: async_sessionmaker[AsyncSession], database_url: str
+) -> Iterator[Callable[..., LiveServer]]:
+    """On an emptied store (SQLite and PostgreSQL): `start_server(**settings_overrides)`."""
+    with server_starter(database_url) as start:
+        yield start
 
 
 @pytest.fixture

@@ -84,7 +84,11 @@ def test_serve_migrates_and_answers_with_a_created_token(env: dict[str, str]) ->
         else:
             pytest.fail("server exited before it was ready")
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-            body = {"model_name": "m", "backend_type": "ollama", "endpoint_url": "http://localhost:11434"}
+            body = {
+                "model_name": "m",
+                "backend_type": "ollama",
+                "endpoint_url": "http://localhost:11434",
+            }
             response = client.post(
                 "/api/llm-backends", json=body, headers={"Authorization": f"Bearer {token}"}
             )

@@ -10,7 +10,11 @@ import pytest
 
 from tests.conftest import LiveServer
 
-PHI = {"model_name": "phi3:mini", "backend_type": "ollama", "endpoint_url": "http://localhost:11434"}
+PHI = {
+    "model_name": "phi3:mini",
+    "backend_type": "ollama",
+    "endpoint_url": "http://localhost:11434",
+}
 
 
 def create(server: LiveServer, **fields: object) -> dict:
@@ -34,7 +38,12 @@ def test_create_returns_the_full_object(live_server: LiveServer) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["mlx-community/Phi-3-mini-4k-instruct-4bit", "llama3.1:8b", "org/sub/model:tag", "naïve model"],
+    [
+        "mlx-community/Phi-3-mini-4k-instruct-4bit",
+        "llama3.1:8b",
+        "org/sub/model:tag",
+        "naïve model",
+    ],
 )
 def test_lookup_by_model_name_with_colons_and_slashes(live_server: LiveServer, name: str) -> None:
     create(live_server, model_name=name)
@@ -77,7 +86,8 @@ def test_get_update_toggle_delete_cycle(live_server: LiveServer) -> None:
 
     toggled = admin.post(f"/api/llm-backends/{backend_id}/toggle")
     assert toggled.json() == {
-        "id": backend_id, "model_name": "phi3:mini", "enabled": False, "message": "Backend disabled",
+        "id": backend_id, "model_name": "phi3:mini", "enabled": False,
+        "message": "Backend disabled",
     }  # fmt: skip
     toggled = admin.post(f"/api/llm-backends/{backend_id}/toggle")
     assert toggled.json()["enabled"] is True and toggled.json()["message"] == "Backend enabled"
@@ -95,7 +105,9 @@ def test_get_update_toggle_delete_cycle(live_server: LiveServer) -> None:
 def test_rename_onto_existing_model_is_409_and_changes_nothing(live_server: LiveServer) -> None:
     first = create(live_server)
     create(live_server, model_name="other")
-    response = live_server.admin.put(f"/api/llm-backends/{first['id']}", json={"model_name": "other"})
+    response = live_server.admin.put(
+        f"/api/llm-backends/{first['id']}", json={"model_name": "other"}
+    )
     assert response.status_code == 409
     assert response.json() == {"detail": "Backend configuration already exists for model: other"}
     assert live_server.admin.get(f"/api/llm-backends/{first['id']}").json() == first
@@ -114,7 +126,7 @@ def test_list_is_ordered_by_model_name_and_filters(live_server: LiveServer) -> N
 
 BAD_CREATE = [
     ({"backend_type": "vllm-ish"}, "backend_type", "must be one of: auto, mlx, ollama, openai"),
-    ({"endpoint_url": "ftp://host"}, "endpoint_url", "http"),
+    ({"endpoint_url": "ftp://host"}, "endpoint_url", "http:// or https://"),
     ({"endpoint_url": "localhost:11434"}, "endpoint_url", ""),
     ({"endpoint_url": "javascript:alert(1)"}, "endpoint_url", ""),
     ({"temperature_default": 2.5}, "temperature_default", "2"),
@@ -216,7 +228,9 @@ def test_chunked_body_over_the_limit_is_413(live_server: LiveServer) -> None:
 def test_twenty_simultaneous_creates_give_one_201_and_nineteen_409(live_server: LiveServer) -> None:
     async def burst() -> list[int]:
         headers = {"Authorization": f"Bearer {live_server.token}"}
-        async with httpx.AsyncClient(base_url=live_server.url, headers=headers, timeout=60) as client:
+        async with httpx.AsyncClient(
+            base_url=live_server.url, headers=headers, timeout=60
+        ) as client:
             responses = await asyncio.gather(
                 *(client.post("/api/llm-backends", json=PHI) for _ in range(20))
             )
@@ -232,7 +246,9 @@ def test_twenty_simultaneous_toggles_leave_a_consistent_row(live_server: LiveSer
 
     async def burst() -> list[dict]:
         headers = {"Authorization": f"Bearer {live_server.token}"}
-        async with httpx.AsyncClient(base_url=live_server.url, headers=headers, timeout=60) as client:
+        async with httpx.AsyncClient(
+            base_url=live_server.url, headers=headers, timeout=60
+        ) as client:
             responses = await asyncio.gather(
                 *(client.post(f"/api/llm-backends/{created['id']}/toggle") for _ in range(20))
             )

@@ -12,8 +12,14 @@ from llm_backends.admin.auth import Scope
 from llm_backends.store import tokens
 from tests.conftest import LiveServer
 
-PHI = {"model_name": "phi3:mini", "backend_type": "ollama", "endpoint_url": "http://localhost:11434"}
-METRICS = {"stats": [{"model_name": "phi3:mini", "requests": 1, "errors": 0, "latency_ms_sum": 5.0}]}
+PHI = {
+    "model_name": "phi3:mini",
+    "backend_type": "ollama",
+    "endpoint_url": "http://localhost:11434",
+}
+METRICS = {
+    "stats": [{"model_name": "phi3:mini", "requests": 1, "errors": 0, "latency_ms_sum": 5.0}]
+}
 
 
 @dataclass(frozen=True)
@@ -81,7 +87,9 @@ async def test_every_endpoint_with_every_credential(
 ) -> None:
     async with httpx.AsyncClient(base_url=live_server.url, timeout=30) as client:
         for name, granted in CREDENTIALS.items():
-            setup = await client.post("/api/llm-backends", json=PHI, headers=credentials["bootstrap"])
+            setup = await client.post(
+                "/api/llm-backends", json=PHI, headers=credentials["bootstrap"]
+            )
             backend_id = setup.json()["id"]
             path = endpoint.path.format(id=backend_id)
             response = await client.request(
@@ -108,19 +116,27 @@ async def test_every_endpoint_with_every_credential(
                         assert secret not in response.text, where
             listing = await client.get("/api/llm-backends", headers=credentials["bootstrap"])
             for row in listing.json():
-                await client.delete(f"/api/llm-backends/{row['id']}", headers=credentials["bootstrap"])
+                await client.delete(
+                    f"/api/llm-backends/{row['id']}", headers=credentials["bootstrap"]
+                )
 
 
 async def test_denied_writes_change_nothing(
     live_server: LiveServer, credentials: dict[str, dict[str, str]]
 ) -> None:
     async with httpx.AsyncClient(base_url=live_server.url, timeout=30) as client:
-        created = (await client.post("/api/llm-backends", json=PHI, headers=credentials["write"])).json()
+        created = (
+            await client.post("/api/llm-backends", json=PHI, headers=credentials["write"])
+        ).json()
         for name in ("none", "unknown", "revoked", "read", "metrics"):
             await client.put(
-                f"/api/llm-backends/{created['id']}", json={"enabled": False}, headers=credentials[name]
+                f"/api/llm-backends/{created['id']}",
+                json={"enabled": False},
+                headers=credentials[name],
             )
-            await client.post(f"/api/llm-backends/{created['id']}/toggle", headers=credentials[name])
+            await client.post(
+                f"/api/llm-backends/{created['id']}/toggle", headers=credentials[name]
+            )
             await client.delete(f"/api/llm-backends/{created['id']}", headers=credentials[name])
         after = await client.get(f"/api/llm-backends/{created['id']}", headers=credentials["read"])
     assert after.json() == created
@@ -145,7 +161,11 @@ async def test_metrics_report_folds_into_the_tracked_columns(
         row = (await client.get("/api/llm-backends/model/phi3:mini")).json()
         bad = await client.post(
             "/api/llm-backends/metrics",
-            json={"stats": [{"model_name": "phi3:mini", "requests": 1, "errors": 2, "latency_ms_sum": 1}]},
+            json={
+                "stats": [
+                    {"model_name": "phi3:mini", "requests": 1, "errors": 2, "latency_ms_sum": 1}
+                ]
+            },
             headers=credentials["metrics"],
         )
     assert (row["total_requests"], row["total_errors"]) == (3, 1)

@@ -73,7 +73,9 @@ def check_output(check: str, output: str) -> None:
         assert (body["model_name"], body["backend_type"]) == (name, backend_type)
         assert body["created_at"].endswith("Z") and body["updated_at"].endswith("Z")
     elif kind == "conflict":
-        assert json.loads(output) == {"detail": f"Backend configuration already exists for model: {arg}"}
+        assert json.loads(output) == {
+            "detail": f"Backend configuration already exists for model: {arg}"
+        }
     elif kind == "list":
         assert [item["model_name"] for item in json.loads(output)] == arg.split()
     elif kind == "toggled":
@@ -108,7 +110,9 @@ def test_replay_every_admin_example_in_order(
     live_server: LiveServer, seed_guide: Path, tmp_path: Path
 ) -> None:
     examples = admin_examples(seed_guide)
-    for index, (example, (summary, status, check)) in enumerate(zip(examples, EXPECTED, strict=True)):
+    for index, (example, (summary, status, check)) in enumerate(
+        zip(examples, EXPECTED, strict=True)
+    ):
         got_status, output = run_example(example, live_server, tmp_path / "headers")
         where = f"example {index} ({example.section}: {summary})"
         if status is not None:
@@ -127,11 +131,18 @@ def test_each_put_example_updates_an_existing_backend(
     """The in-order replay deletes id 1 before the best-practice PUTs; replay each on a live row."""
     created = live_server.admin.post(
         "/api/llm-backends",
-        json={"model_name": "phi3:mini", "backend_type": "ollama", "endpoint_url": "http://localhost:11434"},
+        json={
+            "model_name": "phi3:mini",
+            "backend_type": "ollama",
+            "endpoint_url": "http://localhost:11434",
+        },
     ).json()
     example = admin_examples(seed_guide)[index]
     sent = json.loads(re.search(r"-d '(.*)'", example.script, re.DOTALL).group(1))  # type: ignore[union-attr]
-    example = Example(example.section, example.script.replace("/api/llm-backends/1", f"/api/llm-backends/{created['id']}"))
+    example = Example(
+        example.section,
+        example.script.replace("/api/llm-backends/1", f"/api/llm-backends/{created['id']}"),
+    )
     status, output = run_example(example, live_server, tmp_path / "headers")
     assert status == 200, output
     body = json.loads(output)

@@ -140,7 +140,9 @@ def _whole(behaviour: OpenAIBehaviour, model: str, chat: bool) -> Response:
     if behaviour.garbage:
         return Response(b"<html>502 Bad Gateway</html>", media_type="application/json")
     choice: dict[str, Any] = {
-        "index": 0, "logprobs": None, "finish_reason": behaviour.finish_reason
+        "index": 0,
+        "logprobs": None,
+        "finish_reason": behaviour.finish_reason,
     }
     if chat:
         choice["message"] = {"role": "assistant", "content": behaviour.reply}

@@ -80,11 +80,17 @@ def start_mlx_server(workdir: Path) -> MLXServer:
     log_file = log_path.open("wb")
     process = subprocess.Popen(
         [
-            sys.executable, "-m", "mlx_lm.server",
-            "--model", str(model_path),
-            "--host", "127.0.0.1",
-            "--port", str(port),
-            "--log-level", "INFO",
+            sys.executable,
+            "-m",
+            "mlx_lm.server",
+            "--model",
+            str(model_path),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "INFO",
         ],
         env=env,
         stdout=log_file,

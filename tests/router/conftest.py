@@ -15,6 +15,7 @@ from llm_backends.router.core import LLMRouter
 from tests.fakes.fixtures import *  # noqa: F403
 from tests.fakes.server import free_port, serve
 from tests.router.support import (
+    LEAVE_DEFAULT,
     AdminState,
     DictSource,
     FakeAdmin,
@@ -72,7 +73,10 @@ async def make_router(clock: FakeClock) -> AsyncIterator[Any]:
         settings: dict[str, Any] | None = None, **kwargs: Any
     ) -> LLMRouter:
         kwargs.setdefault("clock", clock)
-        kwargs.setdefault("stats_sink", None)
+        if kwargs.get("stats_sink") is LEAVE_DEFAULT:
+            del kwargs["stats_sink"]
+        else:
+            kwargs.setdefault("stats_sink", None)
         router = LLMRouter(settings=router_settings(**(settings or {})), **kwargs)
         routers.append(router)
         return router

@@ -113,14 +113,24 @@ class DictSource:
         self.calls: list[str] = []
         self.down = False
         self.gate: asyncio.Event | None = None
+        #: Set when a lookup has started (so tests can wait for it instead of sleeping).
+        self.entered = asyncio.Event()
 
     async def get(self, model_name: str) -> BackendConfig | None:
         self.calls.append(model_name)
+        self.entered.set()
         if self.gate is not None:
             await self.gate.wait()
         if self.down:
             raise ConfigSourceUnavailable("store is down")
         return self.configs.get(model_name)
+
+    async def until_calls(self, count: int) -> None:
+        """Wait until `count` lookups have started (5 s guard against a hang)."""
+        async with asyncio.timeout(5):
+            while len(self.calls) < count:
+                self.entered.clear()
+                await self.entered.wait()
 
     def add(self, model_name: str, backend_type: str, endpoint_url: str, **extra: Any) -> None:
         self.configs[model_name] = BackendConfig(
@@ -144,6 +154,13 @@ class RecordingSink:
             raise RuntimeError("sink is down")
         self.batches.append(batch)
         self.reported.set()
+
+
+class _LeaveDefault:
+    """Marker for make_router: don't pass stats_sink, let library mode pick the sink."""
+
+
+LEAVE_DEFAULT = _LeaveDefault()
 
 
 def router_settings(**overrides: Any) -> Settings:

@@ -65,7 +65,7 @@ async def test_fifty_concurrent_first_calls_fetch_once(
     source.gate = asyncio.Event()
     cache = make_cache(source, clock)
     waiters = [asyncio.create_task(cache.get(MODEL)) for _ in range(50)]
-    await asyncio.sleep(0)  # let every waiter reach the cache (a yield, not a wait for time)
+    await source.entered.wait()  # the fetch runs after every waiter has queued behind it
     assert source.calls == [MODEL]
     source.gate.set()
     routes = await asyncio.gather(*waiters)
@@ -81,7 +81,7 @@ async def test_cancelled_caller_does_not_cancel_the_shared_fetch(
     cache = make_cache(source, clock)
     impatient = asyncio.create_task(cache.get(MODEL))
     patient = asyncio.create_task(cache.get(MODEL))
-    await asyncio.sleep(0)
+    await source.entered.wait()
     impatient.cancel()
     source.gate.set()
     assert (await patient).config.backend_type == "mlx"
@@ -121,7 +121,7 @@ async def test_invalidate_during_fetch_discards_its_answer(
     source.gate = asyncio.Event()
     cache = make_cache(source, clock)
     before = asyncio.create_task(cache.get(MODEL))
-    await asyncio.sleep(0)
+    await source.entered.wait()
     cache.invalidate(MODEL)
     source.gate.set()
     await before
@@ -193,7 +193,8 @@ async def test_failed_fetch_backs_off(source: DictSource, clock: FakeClock) -> N
         await cache.get(MODEL)
     assert source.calls == [MODEL, MODEL]  # 4 s of calls after the failure: no new lookup
     clock.advance(1.1)
-    await cache.get(MODEL)
+    await cache.get(MODEL)  # still stale at once; the retry runs in the background
+    await source.until_calls(3)
     assert source.calls == [MODEL, MODEL, MODEL]
 
 
@@ -212,7 +213,8 @@ async def test_known_down_source_is_not_waited_for(source: DictSource, clock: Fa
     # A model never seen also gets the default at once.
     unseen = await cache.get("never-seen")
     assert unseen.is_default
-    assert source.calls[-2:] == [MODEL, "never-seen"]
+    await source.until_calls(4)
+    assert source.calls == [MODEL, MODEL, MODEL, "never-seen"]
     await cache.close()  # cancels the hung fetches
 
 

@@ -13,7 +13,11 @@ from llm_backends.store.db import create_engine
 
 Sessions = async_sessionmaker[AsyncSession]
 
-PHI = {"model_name": "phi3:mini", "backend_type": "ollama", "endpoint_url": "http://localhost:11434"}
+PHI = {
+    "model_name": "phi3:mini",
+    "backend_type": "ollama",
+    "endpoint_url": "http://localhost:11434",
+}
 
 
 async def test_create_fills_defaults(sessions: Sessions) -> None:
@@ -90,7 +94,9 @@ async def test_update_unknown_id_and_rename_conflict(sessions: Sessions) -> None
     assert unchanged is not None and unchanged.model_name == "phi3:mini"
 
 
-async def test_toggle_flips_and_twenty_concurrent_toggles_are_all_applied(sessions: Sessions) -> None:
+async def test_toggle_flips_and_twenty_concurrent_toggles_are_all_applied(
+    sessions: Sessions,
+) -> None:
     async with sessions() as session:
         row = await store.create_backend(session, PHI)
 
@@ -128,11 +134,23 @@ async def test_enabled_lookup_ignores_disabled(sessions: Sessions) -> None:
 async def test_fold_stats_weights_averages_by_counts(sessions: Sessions) -> None:
     async with sessions() as session:
         await store.create_backend(session, PHI)
-        first = store.ModelStatsBatch("phi3:mini", requests=4, errors=1, latency_ms_sum=400.0,
-                                      tokens_per_sec_sum=30.0, tokens_per_sec_samples=3)
+        first = store.ModelStatsBatch(
+            "phi3:mini",
+            requests=4,
+            errors=1,
+            latency_ms_sum=400.0,
+            tokens_per_sec_sum=30.0,
+            tokens_per_sec_samples=3,
+        )
         assert await store.fold_stats(session, [first]) == 1
-        second = store.ModelStatsBatch("phi3:mini", requests=6, errors=0, latency_ms_sum=1600.0,
-                                       tokens_per_sec_sum=120.0, tokens_per_sec_samples=6)
+        second = store.ModelStatsBatch(
+            "phi3:mini",
+            requests=6,
+            errors=0,
+            latency_ms_sum=1600.0,
+            tokens_per_sec_sum=120.0,
+            tokens_per_sec_samples=6,
+        )
         unknown = store.ModelStatsBatch("nobody", requests=1, errors=0, latency_ms_sum=1.0)
         assert await store.fold_stats(session, [second, unknown]) == 1
     async with sessions() as session:
@@ -146,10 +164,12 @@ async def test_fold_stats_weights_averages_by_counts(sessions: Sessions) -> None
 async def test_strings_are_stored_verbatim(sessions: Sessions) -> None:
     odd = "mlx-community/Phi-3-mini-4k-instruct-4bit'; DROP TABLE llm_backends;-- ✓ 模型"
     async with sessions() as session:
-        await store.create_backend(session, {**PHI, "model_name": odd, "description": "tab\there, ☃ \\ \"q\""})
+        await store.create_backend(
+            session, {**PHI, "model_name": odd, "description": 'tab\there, ☃ \\ "q"'}
+        )
     async with sessions() as session:
         row = await store.get_enabled_backend(session, odd)
-    assert row is not None and row.model_name == odd and row.description == "tab\there, ☃ \\ \"q\""
+    assert row is not None and row.model_name == odd and row.description == 'tab\there, ☃ \\ "q"'
 
 
 def test_migrations_downgrade_cleanly_and_upgrade_again(database_url: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from llm_backends.admin.auth import Scope, require
@@ -34,6 +34,8 @@ async def db_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 Session = Annotated[AsyncSession, Depends(db_session)]
+#: Ids are 32-bit on every database; larger numbers can't name a row.
+BackendId = Annotated[int, Path(ge=1, le=2_147_483_647)]
 
 
 def _not_found(backend_id: int) -> HTTPException:
@@ -105,7 +107,7 @@ async def get_backend_for_model(model_name: str, session: Session) -> LLMBackend
     dependencies=[Depends(require(Scope.READ))],
     responses={**_AUTH_ERRORS, **_NOT_FOUND},
 )
-async def get_backend(backend_id: int, session: Session) -> LLMBackend:
+async def get_backend(backend_id: BackendId, session: Session) -> LLMBackend:
     row = await store.get_backend(session, backend_id)
     if row is None:
         raise _not_found(backend_id)
@@ -119,7 +121,7 @@ async def get_backend(backend_id: int, session: Session) -> LLMBackend:
     responses={**_AUTH_ERRORS, **_NOT_FOUND, 409: {"model": ErrorBody}},
 )
 async def update_backend(
-    backend_id: int, body: BackendUpdate, session: Session, request: Request
+    backend_id: BackendId, body: BackendUpdate, session: Session, request: Request
 ) -> LLMBackend:
     changes = body.changes()
     try:
@@ -139,7 +141,7 @@ async def update_backend(
     dependencies=[Depends(require(Scope.WRITE))],
     responses={**_AUTH_ERRORS, **_NOT_FOUND},
 )
-async def delete_backend(backend_id: int, session: Session, request: Request) -> DeleteResult:
+async def delete_backend(backend_id: BackendId, session: Session, request: Request) -> DeleteResult:
     model_name = await store.delete_backend(session, backend_id)
     if model_name is None:
         raise _not_found(backend_id)
@@ -153,7 +155,7 @@ async def delete_backend(backend_id: int, session: Session, request: Request) ->
     dependencies=[Depends(require(Scope.WRITE))],
     responses={**_AUTH_ERRORS, **_NOT_FOUND},
 )
-async def toggle_backend(backend_id: int, session: Session, request: Request) -> ToggleResult:
+async def toggle_backend(backend_id: BackendId, session: Session, request: Request) -> ToggleResult:
     row = await store.toggle_backend(session, backend_id)
     if row is None:
         raise _not_found(backend_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -10,15 +11,26 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    HttpUrl,
     PlainSerializer,
-    TypeAdapter,
+    field_validator,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 from llm_backends.router.backends import backend_types
 
-_http_url = TypeAdapter(HttpUrl)
+#: Model names: no leading/trailing white space, no control characters.
+MODEL_NAME_PATTERN = r"^[^\x00-\x20\x7f](?:[^\x00-\x1f\x7f]*[^\x00-\x20\x7f])?$"
+#: An absolute http(s) URL: a host name, IPv4 or [IPv6] host, an optional port, then anything.
+_PORT = r"(?:[0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+ENDPOINT_URL_PATTERN = (
+    r"^https?://(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])"
+    rf"(?::{_PORT})?(?:[/?#][^\x00-\x20\x7f]*)?$"
+)
+NO_NUL_PATTERN = r"^[^\x00]*$"
+
+_model_name_re = re.compile(MODEL_NAME_PATTERN)
+_endpoint_url_re = re.compile(ENDPOINT_URL_PATTERN)
 
 
 def _check_backend_type(value: str) -> str:
@@ -29,18 +41,15 @@ def _check_backend_type(value: str) -> str:
 
 
 def _check_endpoint_url(value: str) -> str:
-    """Must be an absolute http(s) URL; stored exactly as given (minus a trailing slash)."""
-    url = _http_url.validate_python(value)
-    if url.scheme not in ("http", "https") or not url.host:
-        raise ValueError("must be an http:// or https:// URL")
+    """An absolute http(s) URL, stored as given (minus a trailing slash)."""
+    if not _endpoint_url_re.match(value):
+        raise ValueError("must be an absolute http:// or https:// URL, like http://localhost:11434")
     return value.rstrip("/")
 
 
 def _check_model_name(value: str) -> str:
-    if value != value.strip():
-        raise ValueError("must not start or end with white space")
-    if any(ord(c) < 32 for c in value):
-        raise ValueError("must not contain control characters")
+    if not _model_name_re.match(value):
+        raise ValueError("must not start or end with white space or contain control characters")
     return value
 
 
@@ -51,17 +60,39 @@ def _check_no_nul(value: str) -> str:
     return value
 
 
-ModelName = Annotated[str, Field(min_length=1, max_length=255), AfterValidator(_check_model_name)]
-BackendType = Annotated[str, Field(max_length=32), AfterValidator(_check_backend_type)]
-EndpointUrl = Annotated[
-    str, Field(min_length=1, max_length=2048), AfterValidator(_check_endpoint_url)
+def _documented(pattern: str) -> dict[str, Any]:
+    return {"pattern": pattern}
+
+
+ModelName = Annotated[
+    str,
+    Field(min_length=1, max_length=255, json_schema_extra=_documented(MODEL_NAME_PATTERN)),
+    AfterValidator(_check_model_name),
 ]
-BackendModel = Annotated[str, Field(min_length=1, max_length=255), AfterValidator(_check_no_nul)]
+BackendType = Annotated[
+    str,
+    Field(json_schema_extra={"enum": backend_types()}),
+    AfterValidator(_check_backend_type),
+]
+EndpointUrl = Annotated[
+    str,
+    Field(min_length=1, max_length=2048, json_schema_extra=_documented(ENDPOINT_URL_PATTERN)),
+    AfterValidator(_check_endpoint_url),
+]
+BackendModel = Annotated[
+    str,
+    Field(min_length=1, max_length=255, json_schema_extra=_documented(NO_NUL_PATTERN)),
+    AfterValidator(_check_no_nul),
+]
 MaxTokens = Annotated[int, Field(gt=0, le=10_000_000)]
 Temperature = Annotated[float, Field(ge=0.0, le=2.0)]
 TimeoutSeconds = Annotated[int, Field(gt=0, le=86_400)]
 Priority = Annotated[int, Field(ge=0, le=1_000_000)]
-Description = Annotated[str, Field(max_length=4000), AfterValidator(_check_no_nul)]
+Description = Annotated[
+    str,
+    Field(max_length=4000, json_schema_extra=_documented(NO_NUL_PATTERN)),
+    AfterValidator(_check_no_nul),
+]
 UtcTimestamp = Annotated[
     datetime,
     PlainSerializer(lambda dt: dt.isoformat().replace("+00:00", "Z"), return_type=str),
@@ -100,27 +131,30 @@ class BackendCreate(BaseModel):
 
 
 class BackendUpdate(BaseModel):
-    """Partial update: only the fields present in the body change."""
+    """Partial update: only the fields present in the body change.
+
+    Required fields may be left out but not set to null (the schema says so: no null type).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    model_name: ModelName | None = None
-    backend_type: BackendType | None = None
-    endpoint_url: EndpointUrl | None = None
+    model_name: ModelName | SkipJsonSchema[None] = None
+    backend_type: BackendType | SkipJsonSchema[None] = None
+    endpoint_url: EndpointUrl | SkipJsonSchema[None] = None
     backend_model: BackendModel | None = None
-    enabled: bool | None = None
-    max_tokens: MaxTokens | None = None
-    temperature_default: Temperature | None = None
-    timeout_seconds: TimeoutSeconds | None = None
-    priority: Priority | None = None
+    enabled: bool | SkipJsonSchema[None] = None
+    max_tokens: MaxTokens | SkipJsonSchema[None] = None
+    temperature_default: Temperature | SkipJsonSchema[None] = None
+    timeout_seconds: TimeoutSeconds | SkipJsonSchema[None] = None
+    priority: Priority | SkipJsonSchema[None] = None
     description: Description | None = None
 
-    @model_validator(mode="after")
-    def _no_null_for_required(self) -> BackendUpdate:
-        for name in NOT_NULLABLE:
-            if name in self.model_fields_set and getattr(self, name) is None:
-                raise ValueError(f"{name} may not be null")
-        return self
+    @field_validator(*NOT_NULLABLE)
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("may not be null")
+        return value
 
     def changes(self) -> dict[str, Any]:
         return self.model_dump(include=self.model_fields_set)
@@ -166,9 +200,9 @@ class ModelStatsIn(BaseModel):
     model_name: ModelName
     requests: int = Field(ge=0, le=1_000_000_000)
     errors: int = Field(ge=0, le=1_000_000_000)
-    latency_ms_sum: float = Field(ge=0)
-    tokens_per_sec_sum: float = Field(default=0.0, ge=0)
-    tokens_per_sec_samples: int = Field(default=0, ge=0)
+    latency_ms_sum: float = Field(ge=0, le=1e15)
+    tokens_per_sec_sum: float = Field(default=0.0, ge=0, le=1e15)
+    tokens_per_sec_samples: int = Field(default=0, ge=0, le=1_000_000_000)
 
     @model_validator(mode="after")
     def _errors_within_requests(self) -> ModelStatsIn:

@@ -4,9 +4,11 @@ The hit path is one dict lookup and one clock comparison, because it runs on eve
 Everything else (fetching, defaults, logging) happens at most once per model per TTL.
 
 Failure policy, so a dead config source never adds its timeout to every request:
-- a failed fetch keeps serving the last known route (or the default one) for `retry_seconds`;
-- while the source is known to be down, callers don't wait for a re-fetch at all: they get
-  the stale (or default) route at once and the single in-flight fetch refreshes it behind them.
+- a failed fetch keeps serving the last known route (or the default one) and the model is
+  not looked up again for `retry_seconds`;
+- from a failed fetch until the next successful one the source counts as down: callers don't
+  wait for re-fetches at all, they get the stale (or default) route at once while the single
+  in-flight fetch refreshes it behind them. A hung source thus costs one fetch timeout, once.
 """
 
 from __future__ import annotations
@@ -59,8 +61,8 @@ class RouteCache:
         self._entries: dict[str, _Entry] = {}
         self._inflight: dict[str, asyncio.Task[Route]] = {}
         self._tasks: set[asyncio.Task[Route]] = set()
-        # Until when the source counts as down (callers then don't wait on fetches).
-        self._down_until = -math.inf
+        # Set by a failed fetch, cleared by a successful one: callers then don't wait on fetches.
+        self._source_down = False
 
     async def get(self, model: str) -> Route:
         entry = self._entries.get(model)
@@ -79,7 +81,7 @@ class RouteCache:
             for entry in self._entries.values():
                 entry.fresh_until = -math.inf
             self._inflight.clear()
-            self._down_until = -math.inf
+            self._source_down = False
             return
         entry = self._entries.get(model)
         if entry is not None:
@@ -100,7 +102,7 @@ class RouteCache:
             self._inflight[model] = task
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        if self._clock() < self._down_until:
+        if self._source_down:
             # Known down: answer now; the fetch above refreshes the entry if the source is back.
             return entry.route if entry is not None else self._default_route(model)
         # Shielded: a cancelled caller must not cancel the fetch other callers wait on.
@@ -113,7 +115,7 @@ class RouteCache:
                 config = await self.source.get(model)
             except ConfigSourceUnavailable as error:
                 return self._on_unavailable(model, error, me)
-            self._down_until = -math.inf
+            self._source_down = False
             if config is None or not config.enabled:
                 log.info(
                     "no_backend_config_found",
@@ -133,7 +135,7 @@ class RouteCache:
         self, model: str, error: ConfigSourceUnavailable, me: asyncio.Task[Route] | None
     ) -> Route:
         now = self._clock()
-        self._down_until = now + self._retry_seconds
+        self._source_down = True
         known = self._entries.get(model)
         if known is not None:
             route, from_source = known.route, known.from_source

@@ -21,13 +21,19 @@ async def test_ollama_client_generate_and_chat(fake_ollama: FakeServer[OllamaBeh
     client = ollama.AsyncClient(host=fake_ollama.url)
 
     whole = await client.generate(model="phi3:mini", prompt="hi", stream=False)
-    parts = [p async for p in await client.chat(
-        model="phi3:mini", messages=[{"role": "user", "content": "hi"}], stream=True
-    )]
+    parts = [
+        p
+        async for p in await client.chat(
+            model="phi3:mini", messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+    ]
 
     assert whole.response == "abc def"
     assert (whole.done, whole.done_reason, whole.eval_count, whole.prompt_eval_count) == (
-        True, "stop", 2, 3
+        True,
+        "stop",
+        2,
+        3,
     )
     assert "".join(p.message.content or "" for p in parts) == "abc def"
     assert parts[-1].done and not any(p.done for p in parts[:-1])

@@ -84,7 +84,9 @@ async def test_temperature_zero_is_sent_as_zero(backend: OllamaBackend, fake_oll
     assert options["num_predict"] == 5
 
 
-async def test_backend_model_overrides_model_name(backend: OllamaBackend, fake_ollama: Fake) -> None:
+async def test_backend_model_overrides_model_name(
+    backend: OllamaBackend, fake_ollama: Fake
+) -> None:
     config = make_config(fake_ollama.url, "ollama", backend_model="phi3:3.8b-mini-q4")
 
     result = await backend.complete(config, PROMPT)

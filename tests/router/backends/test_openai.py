@@ -111,7 +111,9 @@ async def test_endpoint_with_or_without_v1(
     assert [r.path for r in fake_openai.requests] == ["/v1/completions", "/v1/chat/completions"]
 
 
-async def test_backend_model_overrides_model_name(backend: OpenAIBackend, fake_openai: Fake) -> None:
+async def test_backend_model_overrides_model_name(
+    backend: OpenAIBackend, fake_openai: Fake
+) -> None:
     config = make_config(fake_openai.url, "openai", backend_model="Qwen/Qwen2.5-7B-Instruct")
 
     await backend.complete(config, PROMPT)
@@ -217,7 +219,9 @@ async def test_unknown_model_is_model_not_found(backend: OpenAIBackend, fake_ope
 
 
 @pytest.mark.parametrize("style", ["openai", "mlx"])
-async def test_error_event_mid_stream(backend: OpenAIBackend, fake_openai: Fake, style: str) -> None:
+async def test_error_event_mid_stream(
+    backend: OpenAIBackend, fake_openai: Fake, style: str
+) -> None:
     fake_openai.configure(chunks=4, error_after=2, error="out of memory", error_style=style)
     received = []
 

@@ -1,0 +1,152 @@
+"""Scenario 3: what `router.generate()` costs per call beyond a raw HTTP call to the same mock.
+
+Runs in its own process (pinned by the parent to the gateway's core; the mock sits on the
+other one). Both sides use one pooled aiohttp session and send the same request to the same
+URL, so the difference is the router's own work: cache lookup, breaker, request building,
+response parsing, Result assembly, stats bookkeeping. Blocks of calls alternate
+(raw, router, raw, router, ...) and the medians of the blocks are compared.
+
+    python -m bench.library_bench --mock-url http://127.0.0.1:9000 [--admin-url URL]
+        [--backend openai|ollama] [--calls 2000] [--blocks 7] [--loop asyncio|uvloop]
+
+With `--admin-url` the router runs in real library mode (config fetched from the Admin API,
+cached 60 s, warmed up first); without it a static in-process config source is used.
+Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import time
+from typing import Any
+
+import aiohttp
+import orjson
+
+from llm_backends import LLMRouter
+from llm_backends.router.types import BackendConfig
+
+PROMPT = "hi"
+
+
+class StaticSource:
+    """A config source that answers from memory (no Admin API needed)."""
+
+    def __init__(self, config: BackendConfig) -> None:
+        self.config = config
+
+    async def get(self, model_name: str) -> BackendConfig | None:
+        return self.config if model_name == self.config.model_name else None
+
+
+def raw_request(backend: str, mock_url: str, model: str) -> tuple[str, dict[str, Any]]:
+    """The request the router's backend sends for generate(): same URL, same JSON."""
+    if backend == "ollama":
+        body = {"model": model, "prompt": PROMPT, "stream": False,
+                "options": {"temperature": 0.2, "num_predict": 16}}
+        return mock_url + "/api/generate", body
+    body = {"model": model, "prompt": PROMPT, "temperature": 0.2, "max_tokens": 16,
+            "stream": False}
+    return mock_url + "/v1/completions", body
+
+
+async def bench(args: argparse.Namespace) -> dict[str, Any]:
+    model = args.model
+    url, payload = raw_request(args.backend, args.mock_url, model)
+    headers = {"Content-Type": "application/json"}
+    connector = aiohttp.TCPConnector(limit=512, limit_per_host=0, keepalive_timeout=60)
+    session = aiohttp.ClientSession(connector=connector)
+    timeout = aiohttp.ClientTimeout(total=60)
+
+    async def raw_call() -> str:
+        # Serialized per call, as any caller building its own request would.
+        data = orjson.dumps(payload)
+        async with session.post(url, data=data, headers=headers, timeout=timeout) as resp:
+            body = await resp.read()
+            if resp.status != 200:
+                raise RuntimeError(f"raw call: HTTP {resp.status}")
+            obj = orjson.loads(body)
+            return str(obj["response"] if args.backend == "ollama" else obj["choices"][0]["text"])
+
+    if args.admin_url:
+        router = LLMRouter(admin_url=args.admin_url, cache_ttl=60, admin_token=args.admin_token)
+    else:
+        config = BackendConfig(model_name=model, backend_type=args.backend,
+                               endpoint_url=args.mock_url, max_tokens=16, timeout_seconds=60)
+        router = LLMRouter(config_source=StaticSource(config), stats_sink=None, cache_ttl=60)
+
+    async def router_call() -> str:
+        result = await router.generate(model=model, prompt=PROMPT, temperature=0.2, max_tokens=16)
+        return str(result["response"])
+
+    try:
+        # Warm-up: fills the route cache, opens pooled connections, warms code paths.
+        first = await router.generate(model=model, prompt=PROMPT, temperature=0.2, max_tokens=16)
+        if first["backend"] != args.backend:
+            raise RuntimeError(f"router answered from {first['backend']}, not {args.backend}")
+        for _ in range(200):
+            await raw_call()
+            await router_call()
+        samples: dict[str, dict[str, list[float]]] = {"raw": {}, "router": {}}
+        for _ in range(args.blocks):
+            for name, call in (("raw", raw_call), ("router", router_call)):
+                wall0, cpu0 = time.perf_counter(), time.process_time()
+                for _ in range(args.calls):
+                    await call()
+                wall = (time.perf_counter() - wall0) / args.calls * 1e6
+                cpu = (time.process_time() - cpu0) / args.calls * 1e6
+                samples[name].setdefault("wall_us", []).append(wall)
+                samples[name].setdefault("cpu_us", []).append(cpu)
+    finally:
+        await router.close()
+        await session.close()
+
+    med = {n: {m: statistics.median(v) for m, v in s.items()} for n, s in samples.items()}
+    # Paired per block: each router block against the raw block just before it.
+    paired_wall = [r - w for r, w in zip(samples["router"]["wall_us"], samples["raw"]["wall_us"])]
+    paired_cpu = [r - w for r, w in zip(samples["router"]["cpu_us"], samples["raw"]["cpu_us"])]
+    return {
+        "backend": args.backend,
+        "loop": args.loop,
+        "log_level": args.log_level or "default",
+        "config_source": "admin-api" if args.admin_url else "static",
+        "calls_per_block": args.calls,
+        "blocks": args.blocks,
+        "raw_wall_us": round(med["raw"]["wall_us"], 1),
+        "router_wall_us": round(med["router"]["wall_us"], 1),
+        "raw_cpu_us": round(med["raw"]["cpu_us"], 1),
+        "router_cpu_us": round(med["router"]["cpu_us"], 1),
+        "overhead_wall_us": round(statistics.median(paired_wall), 1),
+        "overhead_cpu_us": round(statistics.median(paired_cpu), 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m bench.library_bench")
+    p.add_argument("--mock-url", required=True)
+    p.add_argument("--admin-url", default="")
+    p.add_argument("--admin-token", default=None)
+    p.add_argument("--model", default="bench-lib")
+    p.add_argument("--backend", choices=("openai", "ollama"), default="openai")
+    p.add_argument("--calls", type=int, default=2000)
+    p.add_argument("--blocks", type=int, default=7)
+    p.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
+    p.add_argument("--log-level", default="",
+                   help="configure llm_backends logging at this level (default: untouched)")
+    args = p.parse_args(argv)
+    if args.log_level:
+        from llm_backends.logs import configure_logging
+
+        configure_logging(args.log_level, json=True)
+    if args.loop == "uvloop":
+        import uvloop
+
+        uvloop.install()
+    print(json.dumps(asyncio.run(bench(args))))
+
+
+if __name__ == "__main__":
+    main()
