@@ -7,6 +7,8 @@ concurrency 32 (cost, what limits a gateway's throughput on one core). Also: std
 orjson on a typical request/response pair.
 
     python -m bench.httpclient_compare [--calls 2000] [--rounds 3] [--json]
+
+Writes bench/results/httpclient.json, which bench/RESULTS.md quotes on the next `make bench`.
 """
 
 from __future__ import annotations
@@ -173,6 +175,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "versions": {"aiohttp": aiohttp.__version__, "httpx": httpx.__version__,
                      "uvloop": uvloop.__version__, "orjson": orjson.__version__},
     }
+    result["generated_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    out = procs.BENCH / "results" / "httpclient.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
     if args.json:
         print(json.dumps(result))
     else:

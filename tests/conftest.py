@@ -13,7 +13,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from llm_backends.app import create_app
@@ -81,8 +81,12 @@ async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncS
     engine = create_engine(database_url)
     factory = session_factory(engine)
     async with factory() as session:
-        await session.execute(delete(LLMBackend))
-        await session.execute(delete(ApiToken))
+        if database_url.startswith("postgresql"):
+            # Ids restart at 1, as the seed guide's examples expect of a new database.
+            await session.execute(text("TRUNCATE llm_backends, api_tokens RESTART IDENTITY"))
+        else:
+            await session.execute(delete(LLMBackend))
+            await session.execute(delete(ApiToken))
         await session.commit()
     yield factory
     await engine.dispose()

@@ -69,9 +69,7 @@ async def make_router(clock: FakeClock) -> AsyncIterator[Any]:
     """
     routers: list[LLMRouter] = []
 
-    def make(
-        settings: dict[str, Any] | None = None, **kwargs: Any
-    ) -> LLMRouter:
+    def make(settings: dict[str, Any] | None = None, **kwargs: Any) -> LLMRouter:
         kwargs.setdefault("clock", clock)
         if kwargs.get("stats_sink") is LEAVE_DEFAULT:
             del kwargs["stats_sink"]

@@ -97,9 +97,7 @@ async def test_failing_sink_never_fails_generate(
 ) -> None:
     source.add(MODEL, "ollama", fake_ollama.url)
     sink.fail = True
-    router = make_router(
-        {"metrics_report_interval": 0.001}, config_source=source, stats_sink=sink
-    )
+    router = make_router({"metrics_report_interval": 0.001}, config_source=source, stats_sink=sink)
     for _ in range(5):
         result = await router.generate(MODEL, "hi")
         assert result["response"]

@@ -12,6 +12,7 @@ from typing import Protocol, runtime_checkable
 from urllib.parse import quote
 
 import aiohttp
+from yarl import URL
 
 from llm_backends.router.types import BackendConfig
 
@@ -50,8 +51,10 @@ class HttpConfigSource:
 
     async def get(self, model_name: str) -> BackendConfig | None:
         url = self.url_for(model_name)
+        # encoded=True: yarl would otherwise turn the %3A of "phi3:mini" back into ":".
+        request_url = URL(url, encoded=True)
         try:
-            async with self._session().get(url, timeout=self._timeout) as response:
+            async with self._session().get(request_url, timeout=self._timeout) as response:
                 if response.status == 404:
                     return None
                 if response.status != 200:

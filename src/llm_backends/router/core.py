@@ -330,13 +330,14 @@ class LLMRouter:
         judged = False
         try:
             completion = await backend.complete(attempt.config, request)
+            judged = True
         except LLMRouterError as error:
             judged = True
             _judge(breaker, error)
             raise
         finally:
-            if not judged:
-                breaker.release()  # no-op unless this was the half-open probe
+            if not judged:  # cancelled: free the half-open probe slot (no-op otherwise)
+                breaker.release()
         breaker.record_success()
         return completion
 
@@ -451,7 +452,7 @@ class LLMRouter:
             raise
         finally:
             if not started:
-                breaker.release()  # no-op unless this was the half-open probe and it got no verdict
+                breaker.release()  # a cancelled half-open probe frees its slot (else no-op)
                 await chunks.aclose()
         breaker.record_success()
         return chunks, first

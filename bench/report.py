@@ -1,0 +1,378 @@
+"""Turns one run's measurements into `bench/results/latest.json`, `bench/RESULTS.md` and a table.
+
+The targets checked here are the issue's: on this machine, one worker each, same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import procs, targets
+from bench.mock_backend import DEFAULT_TEXT
+
+MOCK_TEXT = DEFAULT_TEXT
+LLMB = ("llm-backends", "llm-backends (stub)")
+HTTPCLIENT_JSON = procs.BENCH / "results" / "httpclient.json"
+
+
+def brief(res: dict[str, Any]) -> str:
+    parts = [f"{res.get('rps')} req/s", f"p50 {res.get('p50_ms')} ms", f"p99 {res.get('p99_ms')} ms"]
+    if res.get("ttfb_p50_ms") is not None:
+        parts.append(f"TTFB p50 {res['ttfb_p50_ms']} ms")
+    if res.get("errors"):
+        parts.append(f"ERRORS {res['errors']} {res.get('error_detail')}")
+    return ", ".join(parts)
+
+
+# -- machine and versions -----------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_gib = 0.0
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_gib = round(int(line.split()[1]) / 1024 / 1024, 1)
+    except OSError:
+        pass
+    return {
+        "nproc": os.cpu_count(),
+        "cpu_model": cpu,
+        "memory_gib": mem_gib,
+        "kernel": platform.release(),
+        "os": _os_name(),
+        "python": platform.python_version(),
+    }
+
+
+def _os_name() -> str:
+    try:
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                return line.split("=", 1)[1].strip('"')
+    except OSError:
+        pass
+    return platform.system()
+
+
+def versions(gateways: dict[str, targets.Gateway]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pkg in ("llm-backends", "fastapi", "starlette", "uvicorn", "uvloop", "httptools",
+                "aiohttp", "orjson", "pydantic", "sqlalchemy", "structlog"):
+        try:
+            out[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            out[pkg] = "-"
+    lite = gateways.get("litellm")
+    out["litellm"] = lite.version if lite else (targets._pkg_version(
+        str(targets.LITELLM_VENV / "bin" / "python"), "litellm") or "-")
+    out["wrk"] = targets.wrk_version() or "-"
+    return out
+
+
+# -- checks against the issue's targets -----------------------------------------------------
+
+
+def _get(d: dict[str, Any] | None, *path: str) -> Any:
+    for key in path:
+        if not isinstance(d, dict):
+            return None
+        d = d.get(key)
+    return d
+
+
+def checks(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each target: value, bound, pass (None when it could not be measured in this run)."""
+    out: list[dict[str, Any]] = []
+    name = next((n for n in LLMB if _get(results, "chat", "c32", n) is not None
+                 or _get(results, "resources", n) is not None), LLMB[0])
+
+    def add(label: str, value: Any, bound: str, ok: bool | None) -> None:
+        out.append({"target": label, "value": value, "bound": bound, "pass": ok})
+
+    ours = _get(results, "chat", "c32", name, "rps")
+    lite = _get(results, "chat", "c32", "litellm", "rps")
+    ratio = round(ours / lite, 1) if ours and lite else None
+    add("throughput c=32 vs LiteLLM", f"{ratio}x" if ratio else None, ">= 10x",
+        None if ratio is None else ratio >= 10)
+    added = _get(results, "chat", "c1", name, "added_p50_ms")
+    lite_added = _get(results, "chat", "c1", "litellm", "added_p50_ms")
+    add("added latency c=1 (p50)", None if added is None else f"{added:.3f} ms", "< 0.5 ms",
+        None if added is None else added < 0.5)
+    add("added latency c=1 vs LiteLLM's",
+        None if added is None or not lite_added else f"{added / lite_added:.3f} of it",
+        "<= 0.1 of it",
+        None if added is None or not lite_added else added <= 0.1 * lite_added)
+    lib = _get(results, "library", "openai/logs-default", "overhead_cpu_us")
+    add("library overhead per call (CPU, default logging)",
+        None if lib is None else f"{lib} µs", "< 100 µs", None if lib is None else lib < 100)
+    rss = _get(results, "resources", name, "peak_rss_mb")
+    loaded = _get(results, "resources", name, "after_load")
+    add("peak RSS under load", None if rss is None else f"{rss} MB", "< 150 MB",
+        None if rss is None or not loaded else rss < 150)
+    cold = _get(results, "resources", name, "cold_start_median_s")
+    add("cold start", None if cold is None else f"{cold} s", "< 2 s",
+        None if cold is None else cold < 2)
+    return out
+
+
+# -- documents ------------------------------------------------------------------------------
+
+
+def build(*, args: argparse.Namespace, argv: list[str], plan: dict[str, Any],
+          results: dict[str, Any], gateways: dict[str, targets.Gateway],
+          notes: dict[str, str], setup_error: str | None, elapsed_s: float,
+          mocks: targets.Mocks) -> dict[str, Any]:
+    commands = {name: " ".join(procs.pin_prefix(procs.GATEWAY_CPU) + gw.argv)
+                for name, gw in gateways.items()}
+    commands["mock"] = " ".join(procs.pin_prefix(procs.CLIENT_CPU) + [
+        "python", "-m", "bench.mock_backend", "--port", "P", "[--chunks 8 --chunk-delay-ms 5]"])
+    commands["load (non-streaming)"] = " ".join(procs.pin_prefix(procs.CLIENT_CPU) + [
+        "python", "-m", "bench.load", "--engine", "auto", "--url", "URL", "-c", "1|32",
+        "-d", str(plan["duration"]), "--warmup", str(plan["warmup"])])
+    commands["load (streaming)"] = commands["load (non-streaming)"].replace(
+        "--engine auto", "--engine python --stream")
+    doc = {
+        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "command": "python -m bench.run " + " ".join(argv),
+        "elapsed_s": round(elapsed_s, 1),
+        "plan": plan,
+        "machine": machine(),
+        "versions": versions(gateways),
+        "pinning": {
+            "gateway_cpu": procs.GATEWAY_CPU if procs.pin_prefix("0") else None,
+            "client_cpu": procs.CLIENT_CPU if procs.pin_prefix("1") else None,
+            "how": "taskset -c 0 for the gateway under test (and the library benchmark "
+                   "process); taskset -c 1 for the mock backends, the load generator and the "
+                   "orchestrator" if procs.pin_prefix("0") else "not pinned (fewer than 2 "
+                   "cores or no taskset)",
+        },
+        "gateways": {n: {"version": g.version, "log": str(g.child.log_path) if g.child else None}
+                     for n, g in gateways.items()},
+        "notes": notes,
+        "setup_error": setup_error,
+        "commands": commands,
+        "results": results,
+        "checks": checks(results),
+        "httpclient_compare": _httpclient(),
+    }
+    return doc
+
+
+def _httpclient() -> dict[str, Any] | None:
+    if not HTTPCLIENT_JSON.exists():
+        return None
+    try:
+        return json.loads(HTTPCLIENT_JSON.read_text())  # type: ignore[no-any-return]
+    except ValueError:
+        return None
+
+
+def write(doc: dict[str, Any], json_path: Path, md_path: Path) -> None:
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(doc, indent=2) + "\n")
+    md_path.write_text(markdown(doc))
+
+
+def _fmt(v: Any, digits: int = 2) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:,.{digits}f}"
+    return str(v)
+
+
+def _columns(doc: dict[str, Any]) -> list[str]:
+    cols = ["direct"]
+    for section in ("chat", "stream"):
+        for sub in (doc["results"].get(section) or {}).values():
+            for name in sub:
+                if name not in cols:
+                    cols.append(name)
+    for name in doc["results"].get("resources") or {}:
+        if name not in cols:
+            cols.append(name)
+    return cols
+
+
+def rows(doc: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    """(label, one cell per column) for the main comparison table."""
+    r = doc["results"]
+    cols = _columns(doc)
+    out: list[tuple[str, list[str]]] = []
+
+    def row(label: str, getter: Any) -> None:
+        out.append((label, [getter(c) for c in cols]))
+
+    for conc in ("c1", "c32"):
+        sec = _get(r, "chat", conc)
+        if not sec:
+            continue
+        n = conc[1:]
+        row(f"chat c={n} req/s", lambda c, s=sec: _fmt(_get(s, c, "rps"), 0))
+        row(f"chat c={n} p50 / p99 ms", lambda c, s=sec: (
+            f"{_fmt(_get(s, c, 'p50_ms'), 3)} / {_fmt(_get(s, c, 'p99_ms'), 3)}"
+            if _get(s, c) else "-"))
+        if conc == "c1":
+            row("chat c=1 added p50 ms", lambda c, s=sec: _fmt(_get(s, c, "added_p50_ms"), 3)
+                if c != "direct" else "(ref)")
+        row(f"chat c={n} errors", lambda c, s=sec: _fmt(_get(s, c, "errors")))
+    ttfb = _get(r, "stream", "ttfb_c1")
+    if ttfb:
+        row("stream TTFB p50 ms (paced, c=1)", lambda c: _fmt(_get(ttfb, c, "ttfb_p50_ms"), 3))
+        row("stream added TTFB ms", lambda c: _fmt(_get(ttfb, c, "added_ttfb_p50_ms"), 3)
+            if c != "direct" else "(ref)")
+    s32 = _get(r, "stream", "c32")
+    if s32:
+        row("stream c=32 req/s", lambda c: _fmt(_get(s32, c, "rps"), 0))
+        row("stream c=32 p50 ms", lambda c: _fmt(_get(s32, c, "p50_ms"), 3))
+        row("stream errors", lambda c: _fmt(
+            (_get(s32, c, "errors") or 0) + (_get(ttfb, c, "errors") or 0)
+            if _get(s32, c) else None))
+    res = r.get("resources") or {}
+    if res:
+        row("peak RSS MB (VmHWM, after load)", lambda c: _fmt(_get(res, c, "peak_rss_mb"), 1))
+        row("idle RSS MB after start", lambda c: _fmt(_get(res, c, "idle_rss_mb"), 1))
+        row("cold start s (median)", lambda c: _fmt(_get(res, c, "cold_start_median_s"), 3))
+    return out
+
+
+def table(doc: dict[str, Any]) -> str:
+    cols = _columns(doc)
+    body = rows(doc)
+    width = max([len(label) for label, _ in body] + [30])
+    cw = max([len(c) for c in cols] + [14]) + 2
+    lines = [f"{'':<{width}}" + "".join(f"{c:>{cw}}" for c in cols)]
+    lines += [f"{label:<{width}}" + "".join(f"{v:>{cw}}" for v in vals) for label, vals in body]
+    lines += _extra_lines(doc)
+    return "\n".join(lines)
+
+
+def _extra_lines(doc: dict[str, Any]) -> list[str]:
+    r = doc["results"]
+    out: list[str] = []
+    lib = r.get("library")
+    if lib:
+        out.append("")
+        out.append("library: router.generate() beyond a raw aiohttp call, per call "
+                   "(median of paired blocks)")
+        for key, v in lib.items():
+            out.append(f"  {key:<24} +{v['overhead_cpu_us']:>7} µs CPU  +{v['overhead_wall_us']:>7}"
+                       f" µs wall   (raw {v['raw_wall_us']} µs, router {v['router_wall_us']} µs;"
+                       f" config from {v['config_source']})")
+    auto = r.get("auto")
+    if auto:
+        out.append("")
+        out.append("auto with MLX down (sequential requests, ms):")
+        for case in ("ollama_baseline", "closed_port", "accept_then_hang"):
+            v = auto.get(case)
+            if v:
+                out.append(f"  {case:<18} first {v['first_ms']}, following median "
+                           f"{v['following_median_ms']}, all 200: {v['all_ok']}; "
+                           f"{v['latencies_ms']}")
+    admin = r.get("admin")
+    if admin:
+        out.append("")
+        out.append(f"admin change seen by the gateway: median {admin['median_ms']} ms from PUT "
+                   f"sent; samples {[s['from_put_sent_ms'] for s in admin['samples']]}")
+    if doc.get("checks"):
+        out.append("")
+        out.append("targets (issue):")
+        for c in doc["checks"]:
+            mark = {True: "PASS", False: "FAIL", None: "n/a "}[c["pass"]]
+            out.append(f"  [{mark}] {c['target']}: {_fmt(c['value'])} (want {c['bound']})")
+    for name, note in (doc.get("notes") or {}).items():
+        out.append(f"NOTE {name}: {note}")
+    return out
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    m = doc["machine"]
+    v = doc["versions"]
+    cols = _columns(doc)
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Generated by `make bench` (`{doc['command']}`) on {doc['generated_at']}, "
+        f"in {doc['elapsed_s']:.0f} s. Reproduce with `make bench` "
+        "(or `make bench BENCH_ARGS=--quick`); the raw numbers are in "
+        "`bench/results/latest.json`.",
+        "",
+        "## Machine",
+        "",
+        f"- {m['nproc']} CPU cores: {m['cpu_model']}; {m['memory_gib']} GiB RAM",
+        f"- {m['os']}, Linux {m['kernel']}, Python {m['python']}",
+        "- versions: " + ", ".join(f"{k} {val}" for k, val in v.items()),
+        "",
+        "## Method",
+        "",
+        f"- Pinning: {doc['pinning']['how']}. The gateway under test has a core to itself, "
+        "as it would in production; the mock and the load generator together cost well under "
+        "a core at the rates reached (see *direct*).",
+        "- Interleaved rounds: direct, llm-backends, LiteLLM, then again starting one further; "
+        f"{doc['plan']['rounds']} rounds of {doc['plan']['duration']:g} s after "
+        f"{doc['plan']['warmup']:g} s of warm-up each; every figure is the median over rounds, "
+        "and added latency is paired per round (gateway p50 minus direct p50 of that round).",
+        "- Load generator, its own process: `wrk` (C, one thread, Lua script "
+        "`bench/lua/post_json.lua`) for non-streaming runs; for streaming, `bench/load.py`'s "
+        "Python engine (raw asyncio Protocol + httptools on uvloop), the one that sees the "
+        "first body byte. Both are closed-loop, keep-alive, one connection per client.",
+        "- Mock backend (`bench/mock_backend.py`): raw asyncio + httptools on uvloop; answers "
+        "instantly unless paced. The paced stream mock sends 8 chunks 5 ms apart, so TTFB "
+        "shows whether a gateway really streams.",
+        "- LiteLLM proxy: own venv (`bench/.venv-litellm`, `bench/litellm/requirements.txt`), "
+        "one worker, master key, no database (`bench/litellm/config.yaml`).",
+        "- Gateways run with their default logging unless `--gateway-log-level` is given.",
+        "",
+        "## Results",
+        "",
+        "| | " + " | ".join(cols) + " |",
+        "|---|" + "---:|" * len(cols),
+    ]
+    for label, vals in rows(doc):
+        lines.append(f"| {label} | " + " | ".join(vals) + " |")
+    extra = _extra_lines(doc)
+    if extra:
+        lines += ["", "```", *[e for e in extra], "```"]
+    hc = doc.get("httpclient_compare")
+    if hc:
+        lines += ["", "## HTTP client for the router (`python -m bench.httpclient_compare`)", "",
+                  "Pooled client, POST JSON to the mock; client on core 0, mock on core 1. "
+                  "µs per call; CPU µs is this process's CPU time per call.", "",
+                  "| client/loop | c=1 wall µs | c=1 CPU µs | c=32 calls/s | c=32 CPU µs |",
+                  "|---|---:|---:|---:|---:|"]
+        for key in sorted({k.rsplit("/", 1)[0] for k in hc["cases"]}):
+            a, b = hc["cases"][f"{key}/c1"], hc["cases"][f"{key}/c32"]
+            lines.append(f"| {key} | {a['wall_us']} | {a['cpu_us']} | {b['calls_per_s']:.0f} "
+                         f"| {b['cpu_us']} |")
+        js = hc.get("json_us_per_pair", {})
+        lines.append("")
+        lines.append(f"JSON encode request + decode response: stdlib json {js.get('json')} µs, "
+                     f"orjson {js.get('orjson')} µs ({hc.get('versions')}).")
+    lines += ["", "## Commands", ""]
+    for name, cmd in doc["commands"].items():
+        lines.append(f"- {name}: `{cmd}`")
+    if doc.get("notes") or doc.get("setup_error"):
+        lines += ["", "## Notes", ""]
+        for name, note in (doc.get("notes") or {}).items():
+            lines.append(f"- {name}: {note}")
+        if doc.get("setup_error"):
+            lines.append(f"- setup: {doc['setup_error']}")
+    lines.append("")
+    return "\n".join(lines)
+

@@ -1,0 +1,434 @@
+"""`make bench`: llm-backends against direct calls and LiteLLM proxy, on this machine, one run.
+
+    python -m bench.run [--quick] [--rounds N] [--duration S] [--only chat,stream,...]
+                        [--stub] [--no-setup] [--gateway-log-level LEVEL]
+
+Scenarios (`--only` takes any of them, comma-separated):
+  chat     non-streaming chat, concurrency 1 and 32: req/s, p50/p99, added latency vs direct
+  stream   streaming: time to first byte (paced mock, c=1) and req/s (instant mock, c=32)
+  library  router.generate() cost per call beyond a raw aiohttp call to the same mock
+  auto     `auto` with MLX down (closed port; accept-then-hang): first and following requests
+  admin    time until an Admin API change is seen by the gateway
+  startup  cold start (spawn to first 200 on chat) of each gateway; peak RSS is read after load
+
+Rounds are interleaved (direct, llm-backends, litellm, then again, starting one further each
+round) and each figure is the median over rounds. Gateways run pinned to core 0; the mocks,
+the load generator and this orchestrator to core 1 (see bench/RESULTS.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import procs, report, targets
+from bench.targets import Gateway, Http, Mocks, Target
+
+SCENARIOS = ("startup", "chat", "stream", "auto", "admin", "library")
+
+
+@dataclass
+class Plan:
+    rounds: int
+    duration: float
+    warmup: float
+    cold_rounds: int
+    admin_switches: int
+    lib_calls: int
+    lib_blocks: int
+    only: tuple[str, ...]
+    quick: bool
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Plan]:
+    p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="fewer, shorter rounds (~3 min)")
+    p.add_argument("--rounds", type=int, help="interleaved rounds (default 3, quick 2)")
+    p.add_argument("--duration", type=float, help="seconds per load run (default 5, quick 2)")
+    p.add_argument("--only", default="", help=f"comma-separated subset of {','.join(SCENARIOS)}")
+    p.add_argument("--stub", action="store_true",
+                   help="use bench/stub_gateway.py in place of the llm-backends server")
+    p.add_argument("--no-setup", action="store_true", help="skip bench/setup.sh")
+    p.add_argument("--no-litellm", action="store_true", help="leave LiteLLM out")
+    p.add_argument("--gateway-log-level", default=None,
+                   help="LOG_LEVEL for llm-backends (default: its own default)")
+    p.add_argument("--out", default=str(procs.BENCH / "results" / "latest.json"))
+    p.add_argument("--markdown", default=str(procs.BENCH / "RESULTS.md"))
+    args = p.parse_args(argv)
+    only = tuple(s for s in args.only.split(",") if s) or SCENARIOS
+    unknown = set(only) - set(SCENARIOS)
+    if unknown:
+        p.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
+    q = args.quick
+    plan = Plan(
+        rounds=args.rounds or (2 if q else 3),
+        duration=args.duration or (2.0 if q else 5.0),
+        warmup=0.5 if q else 1.0,
+        cold_rounds=1 if q else 3,
+        admin_switches=1 if q else 3,
+        lib_calls=500 if q else 1000,
+        lib_blocks=5 if q else 9,
+        only=only,
+        quick=q,
+    )
+    return args, plan
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+# -- set-up -------------------------------------------------------------------------------
+
+
+def run_setup() -> str | None:
+    """bench/setup.sh (idempotent): LiteLLM's venv and wrk. Returns an error text or None."""
+    script = procs.BENCH / "setup.sh"
+    try:
+        out = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=900,
+                             check=False)
+    except subprocess.TimeoutExpired:
+        return "bench/setup.sh timed out"
+    if out.returncode != 0:
+        return f"bench/setup.sh failed: {(out.stdout + out.stderr)[-800:]}"
+    return None
+
+
+def fresh_work_dir() -> Path:
+    """bench/.work/run-<time>; older runs are removed (the folder is the benchmark's own)."""
+    base = procs.BENCH / ".work"
+    base.mkdir(exist_ok=True)
+    for old in base.glob("run-*"):
+        shutil.rmtree(old, ignore_errors=True)
+    work = base / time.strftime("run-%Y%m%d-%H%M%S")
+    work.mkdir()
+    return work
+
+
+# -- the load generator -------------------------------------------------------------------
+
+
+def load(target: Target, *, concurrency: int, duration: float, warmup: float,
+         stream: bool = False, paced: bool = False, engine: str = "auto") -> dict[str, Any]:
+    """One closed-loop run of bench.load on the client core."""
+    import json
+
+    model = target.paced_model if paced else target.chat_model
+    body = json.dumps(targets.chat_body(model))
+    argv = [procs.PYTHON, "-m", "bench.load", "--url", target.chat_url, "-c", str(concurrency),
+            "-d", str(duration), "--warmup", str(warmup), "--body", body, "--engine", engine,
+            *target.header_args()]
+    if stream:
+        argv.append("--stream")
+    return procs.run_json(argv, cpus=procs.CLIENT_CPU, timeout=duration + warmup + 90)
+
+
+def interleaved(rounds: int, tgts: list[Target], what: str,
+                run_one: Any) -> dict[str, list[dict[str, Any]]]:
+    """`run_one(target)` for each target, `rounds` times, rotating the starting target."""
+    out: dict[str, list[dict[str, Any]]] = {t.name: [] for t in tgts}
+    for r in range(rounds):
+        order = tgts[r % len(tgts):] + tgts[:r % len(tgts)]
+        for t in order:
+            res = run_one(t)
+            out[t.name].append(res)
+            log(f"{what} round {r + 1}/{rounds} {t.name}: {report.brief(res)}")
+    return out
+
+
+def summarize_load(runs: dict[str, list[dict[str, Any]]], ref: str = "direct",
+                   key: str = "p50_ms") -> dict[str, dict[str, Any]]:
+    """Medians over rounds, plus the added latency vs `ref` paired round by round."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, rs in runs.items():
+        s: dict[str, Any] = {"rounds": rs}
+        for metric in ("rps", "p50_ms", "p99_ms", "mean_ms", "ttfb_p50_ms", "ttfb_p99_ms"):
+            vals = [r[metric] for r in rs if r.get(metric) is not None]
+            s[metric] = round(statistics.median(vals), 4) if vals else None
+        s["errors"] = sum(int(r.get("errors", 0)) for r in rs)
+        s["requests"] = sum(int(r.get("requests", 0)) for r in rs)
+        if name != ref and ref in runs:
+            diffs = [a[key] - b[key] for a, b in zip(rs, runs[ref])
+                     if a.get(key) is not None and b.get(key) is not None]
+            s["added_" + key] = round(statistics.median(diffs), 4) if diffs else None
+        out[name] = s
+    return out
+
+
+# -- scenarios ----------------------------------------------------------------------------
+
+
+def scenario_chat(plan: Plan, tgts: list[Target]) -> dict[str, Any]:
+    res: dict[str, Any] = {}
+    for conc in (1, 32):
+        runs = interleaved(plan.rounds, tgts, f"chat c={conc}", lambda t, c=conc: load(
+            t, concurrency=c, duration=plan.duration, warmup=plan.warmup))
+        res[f"c{conc}"] = summarize_load(runs)
+    return res
+
+
+def scenario_stream(plan: Plan, paced: list[Target], instant: list[Target]) -> dict[str, Any]:
+    ttfb = interleaved(plan.rounds, paced, "stream TTFB c=1", lambda t: load(
+        t, concurrency=1, duration=plan.duration, warmup=plan.warmup, stream=True, paced=True,
+        engine="python"))
+    rps = interleaved(plan.rounds, instant, "stream c=32", lambda t: load(
+        t, concurrency=32, duration=plan.duration, warmup=plan.warmup, stream=True,
+        engine="python"))
+    return {"ttfb_c1": summarize_load(ttfb, key="ttfb_p50_ms"), "c32": summarize_load(rps)}
+
+
+def scenario_auto(gw: Gateway, mocks: Mocks, requests: int = 10) -> dict[str, Any]:
+    """Sequential requests to `auto` configs whose MLX endpoint is down; all fall back."""
+    out: dict[str, Any] = {}
+    baseline = _sequential(gw, "bench-ollama", requests)
+    out["ollama_baseline"] = baseline
+    for case, model in (("closed_port", "bench-auto-closed"), ("accept_then_hang",
+                                                               "bench-auto-hang")):
+        out[case] = _sequential(gw, model, requests)
+        log(f"auto {case}: {out[case]['latencies_ms']}")
+    return out
+
+
+def _sequential(gw: Gateway, model: str, n: int) -> dict[str, Any]:
+    client = Http(gw.port, timeout=60)
+    lat: list[float] = []
+    statuses: list[int] = []
+    backends: list[str] = []
+    try:
+        for _ in range(n):
+            r = client.request("POST", targets.CHAT_PATH, targets.chat_body(model), gw.headers)
+            lat.append(round(r.seconds * 1000, 3))
+            statuses.append(r.status)
+            body = r.json() or {}
+            backends.append(str(body.get("backend") or body.get("x_backend") or ""))
+    finally:
+        client.close()
+    following = lat[1:] or lat
+    return {
+        "latencies_ms": lat,
+        "statuses": statuses,
+        "first_ms": lat[0] if lat else None,
+        "following_median_ms": round(statistics.median(following), 3) if following else None,
+        "max_ms": max(lat) if lat else None,
+        "all_ok": all(s == 200 for s in statuses),
+    }
+
+
+def scenario_admin(gw: Gateway, mocks: Mocks, ids: dict[str, int], switches: int,
+                   limit_s: float = 75.0) -> dict[str, Any]:
+    """PUT the endpoint of `bench-switch` to the other mock; poll chat until it answers so."""
+    admin = Http(gw.port)
+    probe = Http(gw.port)
+    auth = {"Authorization": f"Bearer {targets.admin_token(gw)}"}
+    bid = ids["bench-switch"]
+    texts = {mocks.main.url: report.MOCK_TEXT, mocks.other.url: targets.OTHER_TEXT}
+    samples: list[dict[str, Any]] = []
+    current = mocks.main.url
+    try:
+        for _ in range(switches):
+            new = mocks.other.url if current == mocks.main.url else mocks.main.url
+            # Make sure the old route is in use (and cached) before the change.
+            _answer(probe, gw, "bench-switch")
+            t0 = time.perf_counter()
+            put = admin.request("PUT", f"/api/llm-backends/{bid}", {"endpoint_url": new}, auth)
+            t_put = time.perf_counter()
+            if put.status != 200:
+                raise RuntimeError(f"PUT answered {put.status}: {put.body[:200]!r}")
+            polls, seen = 0, None
+            while time.perf_counter() - t0 < limit_s:
+                polls += 1
+                if _answer(probe, gw, "bench-switch") == texts[new]:
+                    seen = time.perf_counter()
+                    break
+            samples.append({
+                "from_put_sent_ms": round((seen - t0) * 1000, 2) if seen else None,
+                "after_put_returned_ms": round((seen - t_put) * 1000, 2) if seen else None,
+                "put_ms": round((t_put - t0) * 1000, 2),
+                "polls": polls,
+            })
+            log(f"admin change: {samples[-1]}")
+            current = new
+    finally:
+        admin.close()
+        probe.close()
+    seen_all = [s["from_put_sent_ms"] for s in samples if s["from_put_sent_ms"] is not None]
+    return {
+        "samples": samples,
+        "median_ms": round(statistics.median(seen_all), 2) if len(seen_all) == len(samples)
+        else None,
+        "limit_s": limit_s,
+    }
+
+
+def _answer(client: Http, gw: Gateway, model: str) -> str | None:
+    r = client.request("POST", targets.CHAT_PATH, targets.chat_body(model), gw.headers)
+    if r.status != 200:
+        return None
+    try:
+        return str(r.json()["choices"][0]["message"]["content"])
+    except (TypeError, KeyError, IndexError):
+        return None
+
+
+def scenario_library(plan: Plan, gw: Gateway | None, mocks: Mocks) -> dict[str, Any]:
+    """bench.library_bench in its own process on the gateway core (the gateway sits idle)."""
+    out: dict[str, Any] = {}
+    admin = ["--admin-url", f"http://127.0.0.1:{gw.port}", "--admin-token",
+             targets.admin_token(gw)] if gw is not None else []
+    for backend, model in (("openai", "bench-lib"), ("ollama", "bench-lib-ollama")):
+        for level in ("", "WARNING"):
+            argv = [procs.PYTHON, "-m", "bench.library_bench", "--mock-url", mocks.main.url,
+                    "--backend", backend, "--model", model, "--calls", str(plan.lib_calls),
+                    "--blocks", str(plan.lib_blocks), *admin]
+            if level:
+                argv += ["--log-level", level]
+            key = f"{backend}/{'logs-' + level.lower() if level else 'logs-default'}"
+            out[key] = procs.run_json(argv, cpus=procs.GATEWAY_CPU, timeout=300)
+            log(f"library {key}: router +{out[key]['overhead_cpu_us']} µs CPU, "
+                f"+{out[key]['overhead_wall_us']} µs wall per call")
+    return out
+
+
+# -- orchestration ------------------------------------------------------------------------
+
+
+@dataclass
+class Setup:
+    gateways: dict[str, Gateway]
+    notes: dict[str, str]
+    llmb: Gateway | None
+    llmb_ids: dict[str, int]
+    cold: dict[str, list[float]]
+    idle_rss: dict[str, float]
+
+
+def start_gateways(args: argparse.Namespace, work: Path, mocks: Mocks) -> Setup:
+    gateways: dict[str, Gateway] = {}
+    notes: dict[str, str] = {}
+    cold: dict[str, list[float]] = {}
+    idle: dict[str, float] = {}
+    llmb: Gateway | None = None
+    ids: dict[str, int] = {}
+
+    if args.stub or targets.llm_backends_cli() is not None:
+        gw = targets.llm_backends_gateway(work, mocks, stub=args.stub,
+                                          log_level=args.gateway_log_level)
+        try:
+            gw.start_until_health(60)
+            ids = targets.create_configs(gw, mocks)
+            llmb = gw
+            if targets.chat_ok(gw.port, gw.chat_model, gw.headers):
+                gateways[gw.name] = gw
+                idle[gw.name] = round(procs.rss_mb(gw.pid), 1)
+            else:
+                notes[gw.name] = ("server and Admin API up, but the gateway does not answer "
+                                  f"POST {targets.CHAT_PATH} with 200 yet")
+        except (RuntimeError, TimeoutError, OSError) as error:
+            notes[gw.name] = f"could not start: {str(error)[-600:]}"
+            gw.stop()
+            llmb = None
+    else:
+        notes["llm-backends"] = ".venv/bin/llm-backends not found (make install)"
+
+    if not args.no_litellm:
+        why = targets.litellm_available()
+        if why is None:
+            gw = targets.litellm_gateway(work, mocks)
+            try:
+                cold.setdefault(gw.name, []).append(round(gw.start_until_chat(120), 3))
+                gateways[gw.name] = gw
+                idle[gw.name] = round(procs.rss_mb(gw.pid), 1)
+            except (RuntimeError, TimeoutError, OSError) as error:
+                notes["litellm"] = f"could not start: {str(error)[-600:]}"
+                gw.stop()
+        else:
+            notes["litellm"] = why
+    return Setup(gateways, notes, llmb, ids, cold, idle)
+
+
+def scenario_startup(plan: Plan, setup: Setup) -> None:
+    """Restart each gateway `cold_rounds` times (interleaved); the last one stays up."""
+    for r in range(plan.cold_rounds):
+        for name, gw in setup.gateways.items():
+            if name == "litellm" and r == 0 and setup.cold.get(name):
+                continue  # its first start already was a cold start
+            gw.stop()
+            secs = gw.start_until_chat(120)
+            setup.cold.setdefault(name, []).append(round(secs, 3))
+            setup.idle_rss[name] = round(procs.rss_mb(gw.pid), 1)
+            log(f"cold start {name}: {secs:.3f} s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, plan = parse_args(argv)
+    t_start = time.time()
+    procs.pin_self(procs.CLIENT_CPU)
+    setup_error = None if args.no_setup else run_setup()
+    if setup_error:
+        log(f"WARNING: {setup_error}")
+    work = fresh_work_dir()
+    log(f"work dir {work}; scenarios: {', '.join(plan.only)}; rounds {plan.rounds}, "
+        f"{plan.duration:g} s per load run")
+    mocks = targets.start_mocks(work / "logs", paced_chunk_delay_ms=5.0)
+    setup: Setup | None = None
+    results: dict[str, Any] = {}
+    try:
+        setup = start_gateways(args, work, mocks)
+        for name, note in setup.notes.items():
+            log(f"NOTE {name}: {note}")
+        gws = list(setup.gateways.values())
+        if "startup" in plan.only:
+            scenario_startup(plan, setup)
+        tgts = [targets.direct_target(mocks)] + [g.target("bench-paced") for g in gws]
+        if "chat" in plan.only:
+            results["chat"] = scenario_chat(plan, tgts)
+        if "stream" in plan.only:
+            paced = [targets.direct_paced_target(mocks)] + [g.target("bench-paced") for g in gws]
+            results["stream"] = scenario_stream(plan, paced, tgts)
+        # Peak RSS after the loads (VmHWM covers the whole life of the process).
+        results["resources"] = {
+            name: {
+                "peak_rss_mb": round(procs.peak_rss_mb(gw.pid), 1),
+                "idle_rss_mb": setup.idle_rss.get(name),
+                "cold_start_s": setup.cold.get(name, []),
+                "cold_start_median_s": round(statistics.median(setup.cold[name]), 3)
+                if setup.cold.get(name) else None,
+                "after_load": "chat" in plan.only or "stream" in plan.only,
+            }
+            for name, gw in setup.gateways.items()
+        }
+        llmb_gw = setup.gateways.get(setup.llmb.name) if setup.llmb else None
+        if "auto" in plan.only and llmb_gw is not None:
+            results["auto"] = scenario_auto(llmb_gw, mocks)
+        if "admin" in plan.only and llmb_gw is not None:
+            results["admin"] = scenario_admin(llmb_gw, mocks, setup.llmb_ids, plan.admin_switches)
+        if "library" in plan.only:
+            # Without the server, the router runs against a static in-process config source.
+            results["library"] = scenario_library(plan, setup.llmb, mocks)
+    finally:
+        if setup is not None:
+            for gw in setup.gateways.values():
+                gw.stop()
+            if setup.llmb is not None:
+                setup.llmb.stop()
+        mocks.stop()
+
+    doc = report.build(args=args, argv=sys.argv[1:] if argv is None else argv, plan=vars(plan),
+                       results=results, gateways=setup.gateways if setup else {},
+                       notes=setup.notes if setup else {}, setup_error=setup_error,
+                       elapsed_s=time.time() - t_start, mocks=mocks)
+    report.write(doc, Path(args.out), Path(args.markdown))
+    print(report.table(doc))
+    log(f"wrote {args.out} and {args.markdown} in {time.time() - t_start:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

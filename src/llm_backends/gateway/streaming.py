@@ -1,0 +1,220 @@
+"""Streamed answers: router chunks -> SSE (OpenAI) or NDJSON (Ollama) bytes.
+
+A stream either ends with its protocol's terminator (`data: [DONE]`, a `"done": true` line) or,
+if the backend fails after the first byte, with an explicit error event: never a cut that
+looks complete. Whatever ends the response (the end, an error, the client going away), the
+routed stream is closed, which closes the upstream HTTP request.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from typing import Any, Protocol
+
+import anyio
+import orjson
+from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from llm_backends.gateway.errors import GatewayError, error_body, from_router_error
+from llm_backends.gateway.errors import Protocol as WireProtocol
+from llm_backends.gateway.translate import (
+    RouterCall,
+    completion_id,
+    eval_seconds,
+    ollama_head,
+    ollama_stats,
+    unix_time,
+    usage,
+)
+from llm_backends.router.errors import LLMRouterError
+from llm_backends.router.streaming import RoutedStream
+from llm_backends.router.types import Chunk
+
+SSE = "text/event-stream"
+NDJSON = "application/x-ndjson"
+STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+
+_DONE = b"data: [DONE]\n\n"
+
+#: How a stream ended, for metrics: "200" complete, "502"/"504"/... failed mid-way, "499"
+#: the client went away first.
+OnEnd = Callable[[str, GatewayError | None], None]
+
+
+class StreamEncoder(Protocol):
+    media_type: str
+
+    def chunk(self, chunk: Chunk) -> bytes:
+        """The bytes of one chunk; the `done` chunk also ends the stream in protocol terms."""
+        ...
+
+    def error(self, error: GatewayError) -> bytes:
+        """The protocol's in-stream error event."""
+        ...
+
+
+def _sse(data: dict[str, Any]) -> bytes:
+    return b"data: " + orjson.dumps(data) + b"\n\n"
+
+
+class OpenAIEncoder:
+    """`chat.completion.chunk` events (deltas), or `text_completion` events for /v1/completions."""
+
+    media_type = SSE
+
+    def __init__(self, call: RouterCall) -> None:
+        self._chat = call.is_chat
+        self._include_usage = call.include_usage
+        self._started = False
+        self._envelope: dict[str, Any] = {
+            "id": completion_id("chatcmpl" if self._chat else "cmpl"),
+            "object": "chat.completion.chunk" if self._chat else "text_completion",
+            "created": unix_time(),
+            "model": call.model,
+        }
+
+    def chunk(self, chunk: Chunk) -> bytes:
+        parts: list[bytes] = []
+        if not self._started:
+            self._started = True
+            # The first event of a chat stream names the role, as OpenAI's does.
+            delta = {"role": "assistant", "content": chunk.text} if self._chat else None
+            if delta is not None or chunk.text:
+                parts.append(self._event(chunk.text, None, delta))
+        elif chunk.text:
+            parts.append(self._event(chunk.text, None))
+        if chunk.done:
+            parts.append(self._event("", chunk.finish_reason or "stop", {}))
+            if self._include_usage:
+                usage_event = {
+                    **self._envelope,
+                    "choices": [],
+                    "usage": usage(chunk.prompt_tokens, chunk.completion_tokens),
+                }
+                parts.append(_sse(usage_event))
+            parts.append(_DONE)
+        return b"".join(parts)
+
+    def error(self, error: GatewayError) -> bytes:
+        return b"data: " + error_body(WireProtocol.OPENAI, error) + b"\n\n"
+
+    def _event(self, text: str, finish_reason: str | None, delta: Any = None) -> bytes:
+        choice: dict[str, Any] = {"index": 0}
+        if self._chat:
+            choice["delta"] = {"content": text} if delta is None else delta
+        else:
+            choice["text"] = text
+        choice["logprobs"] = None
+        choice["finish_reason"] = finish_reason
+        return _sse({**self._envelope, "choices": [choice]})
+
+
+class OllamaEncoder:
+    """NDJSON lines of /api/generate or /api/chat; the last carries the counters and timings."""
+
+    media_type = NDJSON
+
+    def __init__(self, call: RouterCall, started: float) -> None:
+        self._call = call
+        self._started = started
+        self._first_at: float | None = None
+
+    def chunk(self, chunk: Chunk) -> bytes:
+        now = time.perf_counter()
+        if self._first_at is None:
+            self._first_at = now
+        data = ollama_head(self._call, chunk.text)
+        data["done"] = chunk.done
+        if chunk.done:
+            data["done_reason"] = chunk.finish_reason or "stop"
+            # Without the backend's own speed, generation is the span from first to last chunk.
+            generating = eval_seconds(chunk.completion_tokens, chunk.tokens_per_sec)
+            data.update(
+                ollama_stats(
+                    chunk.prompt_tokens,
+                    chunk.completion_tokens,
+                    now - self._started,
+                    now - self._first_at if generating is None else generating,
+                )
+            )
+        return orjson.dumps(data) + b"\n"
+
+    def error(self, error: GatewayError) -> bytes:
+        return error_body(WireProtocol.OLLAMA, error) + b"\n"
+
+
+def _incomplete() -> GatewayError:
+    return GatewayError(
+        502, "the backend stream ended without its final chunk", code="invalid_backend_response"
+    )
+
+
+async def stream_body(
+    routed: RoutedStream, first: Chunk, encoder: StreamEncoder, on_end: OnEnd
+) -> AsyncGenerator[bytes, None]:
+    """The response body: every chunk encoded, then the end or an error event.
+
+    The routed stream is read to its natural end (not just to the `done` chunk) so the
+    router records the request's stats; it is closed in all cases, shielded from the
+    cancellation that a client disconnect brings, so the upstream request always ends.
+    """
+    status = "499"  # until the stream is known to have ended otherwise
+    failure: GatewayError | None = None
+    try:
+        yield encoder.chunk(first)
+        done = first.done
+        try:
+            async for chunk in routed:
+                if not done:
+                    done = chunk.done
+                    yield encoder.chunk(chunk)
+            if not done:
+                raise _incomplete()
+        except LLMRouterError as error:
+            failure = from_router_error(error)
+        except GatewayError as error:
+            failure = error
+        if failure is not None:
+            status = str(failure.status)
+            yield encoder.error(failure)
+        else:
+            status = "200"
+    finally:
+        with anyio.CancelScope(shield=True):
+            await routed.aclose()
+        on_end(status, failure)
+
+
+class RoutedStreamingResponse(StreamingResponse):
+    """A StreamingResponse that always closes its body generator, and with it the upstream.
+
+    Starlette stops iterating when the client disconnects but leaves the generator to the
+    garbage collector; closing it here makes the upstream request end right away.
+    """
+
+    def __init__(
+        self,
+        body: AsyncGenerator[bytes, None],
+        *,
+        media_type: str,
+        headers: dict[str, str],
+    ) -> None:
+        super().__init__(body, media_type=media_type, headers=headers)
+        self._body = body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._body.aclose()
+
+
+async def first_chunk(routed: AsyncIterator[Chunk]) -> Chunk:
+    """The first chunk; a stream without one is a backend protocol failure."""
+    try:
+        return await anext(routed)
+    except StopAsyncIteration:
+        raise _incomplete() from None
