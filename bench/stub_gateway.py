@@ -3,7 +3,8 @@
 It speaks just what the benchmark uses, with the real `LLMRouter` behind it: the Admin API's
 `POST /api/llm-backends`, `PUT /api/llm-backends/{id}`, `GET /api/llm-backends/model/{name}`,
 `GET /health`, and the gateway's `POST /v1/chat/completions` (JSON and SSE). Configs live in
-memory. Its numbers are labelled "stub" and never stand for the real server's.
+memory and in `stub-configs.json` in the working directory, so they survive a restart (the
+cold-start scenario restarts it). Its numbers are labelled "stub" and never stand for the real server's.
 
     python -m bench.stub_gateway --port 8080     # env: ADMIN_API_TOKEN, OLLAMA_URL
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -24,6 +26,17 @@ from llm_backends.router.types import BackendConfig
 
 ROUTER = web.AppKey("router", LLMRouter)
 CONFIGS = web.AppKey("configs", dict)
+STORE = Path("stub-configs.json")
+
+
+def _save(configs: dict[int, dict[str, Any]]) -> None:
+    STORE.write_bytes(orjson.dumps(list(configs.values())))
+
+
+def _load() -> dict[int, dict[str, Any]]:
+    if not STORE.exists():
+        return {}
+    return {int(row["id"]): row for row in orjson.loads(STORE.read_bytes())}
 
 
 class MemorySource:
@@ -55,6 +68,7 @@ async def create(request: web.Request) -> web.Response:
     row = await request.json(loads=orjson.loads)
     row["id"] = len(configs) + 1
     configs[row["id"]] = row
+    _save(configs)
     request.app[ROUTER].invalidate(row["model_name"])
     return _json(row, 201)
 
@@ -66,6 +80,7 @@ async def update(request: web.Request) -> web.Response:
     if row is None:
         return _json({"detail": "not found"}, 404)
     row.update(await request.json(loads=orjson.loads))
+    _save(request.app[CONFIGS])
     request.app[ROUTER].invalidate(row["model_name"])
     return _json(row)
 
@@ -133,7 +148,7 @@ async def _stream(request: web.Request, router: LLMRouter, body: dict[str, Any],
 
 def make_app() -> web.Application:
     app = web.Application()
-    configs: dict[int, dict[str, Any]] = {}
+    configs = _load()
     app[CONFIGS] = configs
     app[ROUTER] = LLMRouter(config_source=MemorySource(configs), stats_sink=None,
                             ollama_url=os.environ.get("OLLAMA_URL"))

@@ -78,7 +78,7 @@ async def update_backend(
         .where(LLMBackend.id == backend_id)
         .values(**changes, updated_at=utcnow())
         .returning(LLMBackend)
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session=False, populate_existing=True)
     )
     try:
         row = await session.scalar(statement)
@@ -106,7 +106,7 @@ async def toggle_backend(session: AsyncSession, backend_id: int) -> LLMBackend |
         .where(LLMBackend.id == backend_id)
         .values(enabled=not_(LLMBackend.enabled), updated_at=utcnow())
         .returning(LLMBackend)
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session=False, populate_existing=True)
     )
     row = await session.scalar(statement)
     await session.commit()

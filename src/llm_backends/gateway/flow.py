@@ -1,0 +1,233 @@
+"""The request flow shared by every generation endpoint of both protocols.
+
+auth -> parse -> route (whole answer, or stream) -> render, with the metrics and the
+`x-llm-backend` / `x-llm-overhead-ms` headers. An `Endpoint` says how one route speaks its
+protocol; everything else is the same for all four.
+
+`x-llm-overhead-ms` is the handler's own time: its total time minus the time spent waiting
+on the router (the backend call, including any fallback). For a stream it is the time up to
+the response headers minus the wait for the first chunk.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import structlog
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+
+from llm_backends.gateway.disconnect import CancelOnDisconnect, ClientDisconnected
+from llm_backends.gateway.errors import GatewayError, Protocol, error_body, from_router_error
+from llm_backends.gateway.service import Gateway
+from llm_backends.gateway.streaming import (
+    STREAM_HEADERS,
+    RoutedStreamingResponse,
+    StreamEncoder,
+    first_chunk,
+    stream_body,
+)
+from llm_backends.gateway.translate import RouterCall
+from llm_backends.router.core import LLMRouter
+from llm_backends.router.errors import LLMRouterError
+from llm_backends.router.streaming import RoutedStream
+from llm_backends.router.types import Result
+
+log = structlog.get_logger("llm_backends.gateway")
+
+JSON = "application/json"
+#: nginx's "client closed request": what the metrics say about an abandoned request.
+CLIENT_CLOSED = 499
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """How one generation route speaks its protocol."""
+
+    protocol: Protocol
+    #: Raw body -> router call; raises GatewayError (400) naming the bad field.
+    parse: Callable[[bytes], RouterCall]
+    #: A whole answer -> the response object; the float is the seconds spent so far.
+    render: Callable[[RouterCall, Result, float], dict[str, Any]]
+    #: A stream encoder for a call; the float is when the request started (perf_counter).
+    encoder: Callable[[RouterCall, float], StreamEncoder]
+    #: The answer to a call that only loads the model (Ollama's empty prompt).
+    loaded: Callable[[RouterCall], dict[str, Any]] | None = None
+
+
+def gateway_of(request: Request) -> Gateway:
+    gateway: Gateway = request.app.state.gateway
+    return gateway
+
+
+def overhead_header(seconds: float) -> str:
+    return f"{max(seconds, 0.0) * 1000.0:.3f}"
+
+
+def json_response(data: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(data), media_type=JSON, headers=headers)
+
+
+def error_response(protocol: Protocol, error: GatewayError, overhead: float) -> Response:
+    headers = {"x-llm-overhead-ms": overhead_header(overhead)}
+    if error.backend:
+        headers["x-llm-backend"] = error.backend
+    if error.headers:
+        headers.update(error.headers)
+    return Response(
+        error_body(protocol, error), status_code=error.status, media_type=JSON, headers=headers
+    )
+
+
+async def read_body(request: Request) -> bytes:
+    try:
+        return await request.body()
+    except HTTPException as error:  # the body-size limit, on a chunked body
+        raise GatewayError(error.status_code, str(error.detail)) from None
+
+
+async def handle(request: Request, endpoint: Endpoint) -> Response:
+    """Answer one generation request; never raises (every failure is a protocol error body)."""
+    started = time.perf_counter()
+    gateway = gateway_of(request)
+    protocol = endpoint.protocol
+    try:
+        await gateway.auth.check(request)
+        call = endpoint.parse(await read_body(request))
+    except GatewayError as error:
+        gateway.metrics.request(protocol, "", "", str(error.status), None)
+        return error_response(protocol, error, time.perf_counter() - started)
+    except ClientDisconnect:
+        gateway.metrics.request(protocol, "", "", str(CLIENT_CLOSED), None)
+        return Response(status_code=CLIENT_CLOSED)
+    if call.load_only and endpoint.loaded is not None:
+        gateway.metrics.request(protocol, call.model, "", "200", None)
+        return json_response(endpoint.loaded(call))
+    try:
+        if call.stream:
+            return await _stream(request, gateway, endpoint, call, started)
+        return await _complete(request, gateway, endpoint, call, started)
+    except ClientDisconnected:
+        gateway.metrics.request(protocol, call.model, "", str(CLIENT_CLOSED), None)
+        return Response(status_code=CLIENT_CLOSED)
+    except GatewayError as error:
+        return _failed(gateway, protocol, call, error, started, 0.0)
+    except Exception:  # a bug must still answer in the protocol's shape, without a traceback
+        log.exception("gateway_request_failed", model=call.model, protocol=protocol.value)
+        failure = GatewayError(500, "internal gateway error", code="internal_error")
+        return _failed(gateway, protocol, call, failure, started, 0.0)
+
+
+async def _complete(
+    request: Request, gateway: Gateway, endpoint: Endpoint, call: RouterCall, started: float
+) -> Response:
+    protocol = endpoint.protocol
+    waited = 0.0
+    async with CancelOnDisconnect(request.receive):
+        calling = time.perf_counter()
+        try:
+            result = await route(gateway.router, call)
+        except LLMRouterError as error:
+            waited = time.perf_counter() - calling
+            gateway.metrics.routed_error(call.model, error)
+            return _failed(gateway, protocol, call, from_router_error(error), started, waited)
+        waited = time.perf_counter() - calling
+    body = orjson.dumps(endpoint.render(call, result, time.perf_counter() - started))
+    headers = {"x-llm-backend": result.backend}
+    if result.fallback_from:
+        headers["x-llm-fallback-from"] = result.fallback_from
+        gateway.metrics.fallback(call.model, result.fallback_from, result.backend)
+    elapsed = time.perf_counter() - started
+    headers["x-llm-overhead-ms"] = overhead_header(elapsed - waited)
+    gateway.metrics.request(protocol, call.model, result.backend, "200", elapsed)
+    return Response(body, media_type=JSON, headers=headers)
+
+
+async def _stream(
+    request: Request, gateway: Gateway, endpoint: Endpoint, call: RouterCall, started: float
+) -> Response:
+    """Pull the first chunk before answering: fallback stays invisible, an early failure
+    gets a real status, and the headers can name the backend."""
+    protocol = endpoint.protocol
+    routed = open_stream(gateway.router, call)
+    calling = time.perf_counter()
+    opened = False
+    try:
+        async with CancelOnDisconnect(request.receive):
+            first = await first_chunk(routed)
+        opened = True
+    except LLMRouterError as error:
+        waited = time.perf_counter() - calling
+        gateway.metrics.routed_error(call.model, error)
+        return _failed(gateway, protocol, call, from_router_error(error), started, waited)
+    finally:
+        if not opened:
+            await routed.aclose()
+    waited = time.perf_counter() - calling
+    backend = routed.backend or ""
+    headers = {"x-llm-backend": backend, **STREAM_HEADERS}
+    if routed.fallback_from:
+        headers["x-llm-fallback-from"] = routed.fallback_from
+        gateway.metrics.fallback(call.model, routed.fallback_from, backend)
+    encoder = endpoint.encoder(call, started)
+    metrics = gateway.metrics
+
+    def on_end(status: str, failure: GatewayError | None) -> None:
+        if failure is not None:
+            metrics.upstream_error(call.model, backend, failure.code or "error")
+        metrics.request(protocol, call.model, backend, status, time.perf_counter() - started)
+
+    body = stream_body(routed, first, encoder, on_end)
+    headers["x-llm-overhead-ms"] = overhead_header(time.perf_counter() - started - waited)
+    return RoutedStreamingResponse(body, media_type=encoder.media_type, headers=headers)
+
+
+def _failed(
+    gateway: Gateway,
+    protocol: Protocol,
+    call: RouterCall,
+    error: GatewayError,
+    started: float,
+    waited: float,
+) -> Response:
+    elapsed = time.perf_counter() - started
+    routed = error.backend is not None
+    gateway.metrics.request(
+        protocol, call.model, error.backend or "", str(error.status), elapsed if routed else None
+    )
+    return error_response(protocol, error, elapsed - waited)
+
+
+async def route(router: LLMRouter, call: RouterCall) -> Result:
+    if call.messages is not None:
+        return await router.chat_result(
+            call.model, call.messages, call.temperature, call.max_tokens, stop=call.stop
+        )
+    return await router.generate_result(
+        call.model,
+        call.prompt or "",
+        call.temperature,
+        call.max_tokens,
+        system=call.system,
+        stop=call.stop,
+    )
+
+
+def open_stream(router: LLMRouter, call: RouterCall) -> RoutedStream:
+    if call.messages is not None:
+        return router.stream_chat_chunks(
+            call.model, call.messages, call.temperature, call.max_tokens, stop=call.stop
+        )
+    return router.stream_chunks(
+        call.model,
+        call.prompt or "",
+        call.temperature,
+        call.max_tokens,
+        system=call.system,
+        stop=call.stop,
+    )
