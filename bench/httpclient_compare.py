@@ -33,7 +33,9 @@ BODY = {"model": "mock", "messages": [{"role": "user", "content": "hi"}], "max_t
 Caller = Callable[[], Awaitable[Any]]
 
 
-def aiohttp_factory(url: str) -> tuple[Callable[[], Awaitable[Caller]], Callable[[], Awaitable[None]]]:
+def aiohttp_factory(
+    url: str,
+) -> tuple[Callable[[], Awaitable[Caller]], Callable[[], Awaitable[None]]]:
     holder: dict[str, aiohttp.ClientSession] = {}
     payload = orjson.dumps(BODY)
     headers = {"Content-Type": "application/json"}
@@ -57,7 +59,9 @@ def aiohttp_factory(url: str) -> tuple[Callable[[], Awaitable[Caller]], Callable
     return make, close
 
 
-def httpx_factory(url: str) -> tuple[Callable[[], Awaitable[Caller]], Callable[[], Awaitable[None]]]:
+def httpx_factory(
+    url: str,
+) -> tuple[Callable[[], Awaitable[Caller]], Callable[[], Awaitable[None]]]:
     holder: dict[str, httpx.AsyncClient] = {}
     payload = orjson.dumps(BODY)
     headers = {"Content-Type": "application/json"}
@@ -123,9 +127,17 @@ def run_case(client: str, loop: str, url: str, calls: int, concurrency: int) -> 
 def json_micro(n: int = 20000) -> dict[str, float]:
     """µs per encode(request)+decode(response) pair, stdlib json vs orjson."""
     response = {
-        "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "mock",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello " * 20},
-                     "finish_reason": "stop"}],
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "mock",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "Hello " * 20},
+                "finish_reason": "stop",
+            }
+        ],
         "usage": {"prompt_tokens": 1, "completion_tokens": 20, "total_tokens": 21},
     }
     raw = json.dumps(response).encode()
@@ -172,8 +184,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "json_us_per_pair": {k: round(v, 2) for k, v in json_micro().items()},
         "rounds": args.rounds,
         "calls": args.calls,
-        "versions": {"aiohttp": aiohttp.__version__, "httpx": httpx.__version__,
-                     "uvloop": uvloop.__version__, "orjson": orjson.__version__},
+        "versions": {
+            "aiohttp": aiohttp.__version__,
+            "httpx": httpx.__version__,
+            "uvloop": uvloop.__version__,
+            "orjson": orjson.__version__,
+        },
     }
     result["generated_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     out = procs.BENCH / "results" / "httpclient.json"
@@ -182,12 +198,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"{'client/loop':<22}{'c=1 wall µs':>13}{'c=1 cpu µs':>12}"
-              f"{'c=32 calls/s':>14}{'c=32 cpu µs':>13}")
+        print(
+            f"{'client/loop':<22}{'c=1 wall µs':>13}{'c=1 cpu µs':>12}"
+            f"{'c=32 calls/s':>14}{'c=32 cpu µs':>13}"
+        )
         for client, loop in cases:
             a, b = result["cases"][f"{client}/{loop}/c1"], result["cases"][f"{client}/{loop}/c32"]
-            print(f"{client + '/' + loop:<22}{a['wall_us']:>13.1f}{a['cpu_us']:>12.1f}"
-                  f"{b['calls_per_s']:>14.0f}{b['cpu_us']:>13.1f}")
+            print(
+                f"{client + '/' + loop:<22}{a['wall_us']:>13.1f}{a['cpu_us']:>12.1f}"
+                f"{b['calls_per_s']:>14.0f}{b['cpu_us']:>13.1f}"
+            )
         js = result["json_us_per_pair"]
         print(f"json encode+decode pair: stdlib {js['json']:.2f} µs, orjson {js['orjson']:.2f} µs")
         sys.stdout.flush()

@@ -45,11 +45,14 @@ class StaticSource:
 def raw_request(backend: str, mock_url: str, model: str) -> tuple[str, dict[str, Any]]:
     """The request the router's backend sends for generate(): same URL, same JSON."""
     if backend == "ollama":
-        body = {"model": model, "prompt": PROMPT, "stream": False,
-                "options": {"temperature": 0.2, "num_predict": 16}}
+        body = {
+            "model": model,
+            "prompt": PROMPT,
+            "stream": False,
+            "options": {"temperature": 0.2, "num_predict": 16},
+        }
         return mock_url + "/api/generate", body
-    body = {"model": model, "prompt": PROMPT, "temperature": 0.2, "max_tokens": 16,
-            "stream": False}
+    body = {"model": model, "prompt": PROMPT, "temperature": 0.2, "max_tokens": 16, "stream": False}
     return mock_url + "/v1/completions", body
 
 
@@ -74,8 +77,13 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     if args.admin_url:
         router = LLMRouter(admin_url=args.admin_url, cache_ttl=60, admin_token=args.admin_token)
     else:
-        config = BackendConfig(model_name=model, backend_type=args.backend,
-                               endpoint_url=args.mock_url, max_tokens=16, timeout_seconds=60)
+        config = BackendConfig(
+            model_name=model,
+            backend_type=args.backend,
+            endpoint_url=args.mock_url,
+            max_tokens=16,
+            timeout_seconds=60,
+        )
         router = LLMRouter(config_source=StaticSource(config), stats_sink=None, cache_ttl=60)
 
     async def router_call() -> str:
@@ -106,8 +114,12 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
 
     med = {n: {m: statistics.median(v) for m, v in s.items()} for n, s in samples.items()}
     # Paired per block: each router block against the raw block just before it.
-    paired_wall = [r - w for r, w in zip(samples["router"]["wall_us"], samples["raw"]["wall_us"])]
-    paired_cpu = [r - w for r, w in zip(samples["router"]["cpu_us"], samples["raw"]["cpu_us"])]
+    paired_wall = [
+        r - w for r, w in zip(samples["router"]["wall_us"], samples["raw"]["wall_us"], strict=True)
+    ]
+    paired_cpu = [
+        r - w for r, w in zip(samples["router"]["cpu_us"], samples["raw"]["cpu_us"], strict=True)
+    ]
     return {
         "backend": args.backend,
         "loop": args.loop,
@@ -134,8 +146,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--calls", type=int, default=2000)
     p.add_argument("--blocks", type=int, default=7)
     p.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
-    p.add_argument("--log-level", default="",
-                   help="configure llm_backends logging at this level (default: untouched)")
+    p.add_argument(
+        "--log-level",
+        default="",
+        help="configure llm_backends logging at this level (default: untouched)",
+    )
     args = p.parse_args(argv)
     if args.log_level:
         from llm_backends.logs import configure_logging

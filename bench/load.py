@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -41,8 +42,8 @@ def percentile(sorted_values: list[float], pct: float) -> float | None:
     """Nearest-rank percentile of an already sorted list (None when empty)."""
     if not sorted_values:
         return None
-    rank = max(0, min(len(sorted_values) - 1, int(round(pct / 100 * len(sorted_values) + 0.5)) - 1))
-    return sorted_values[rank]
+    rank = math.ceil(pct / 100 * len(sorted_values))
+    return sorted_values[max(0, min(len(sorted_values), rank) - 1)]
 
 
 @dataclass(slots=True)
@@ -133,14 +134,28 @@ class Client(asyncio.Protocol):
 class LoadGen:
     """`concurrency` connections in a closed loop for `duration` seconds or `max_requests`."""
 
-    def __init__(self, url: str, body: bytes, headers: list[str], concurrency: int,
-                 duration: float, max_requests: int, warmup: float, timeout: float) -> None:
+    def __init__(
+        self,
+        url: str,
+        body: bytes,
+        headers: list[str],
+        concurrency: int,
+        duration: float,
+        max_requests: int,
+        warmup: float,
+        timeout: float,
+    ) -> None:
         parts = urlsplit(url)
         self.host = parts.hostname or "127.0.0.1"
         self.port = parts.port or 80
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        head = [f"POST {path} HTTP/1.1", f"Host: {self.host}:{self.port}",
-                "Content-Type: application/json", f"Content-Length: {len(body)}", *headers]
+        head = [
+            f"POST {path} HTTP/1.1",
+            f"Host: {self.host}:{self.port}",
+            "Content-Type: application/json",
+            f"Content-Length: {len(body)}",
+            *headers,
+        ]
         self.request = ("\r\n".join(head) + "\r\n\r\n").encode() + body
         self.concurrency = concurrency
         self.duration = duration
@@ -173,8 +188,9 @@ class LoadGen:
         else:
             warm_deadline = 0.0
             self._start_recording()
-        self.clients = list(await asyncio.gather(
-            *(self._connect_one() for _ in range(self.concurrency))))
+        self.clients = list(
+            await asyncio.gather(*(self._connect_one() for _ in range(self.concurrency)))
+        )
         if warm_deadline:
             await asyncio.sleep(max(0.0, warm_deadline - time.monotonic()))
             self._start_recording()
@@ -255,8 +271,16 @@ def run_python(args: argparse.Namespace, body: bytes) -> dict[str, Any]:
         uvloop.install()
     except ImportError:
         pass
-    gen = LoadGen(args.url, body, args.header, args.concurrency, args.duration,
-                  args.requests, args.warmup, args.timeout)
+    gen = LoadGen(
+        args.url,
+        body,
+        args.header,
+        args.concurrency,
+        args.duration,
+        args.requests,
+        args.warmup,
+        args.timeout,
+    )
     tally = asyncio.run(gen.run())
     return summarize(tally, "python", args.concurrency)
 
@@ -274,14 +298,33 @@ def run_wrk(args: argparse.Namespace, body: bytes) -> dict[str, Any]:
             env["WRK_AUTH"] = value.strip()[7:]
         else:
             extra += ["-H", h]
-    base = [wrk, "-t1", f"-c{args.concurrency}", f"--timeout={max(1, int(args.timeout))}s",
-            "-s", str(LUA_SCRIPT), *extra, args.url]
+    base = [
+        wrk,
+        "-t1",
+        f"-c{args.concurrency}",
+        f"--timeout={max(1, int(args.timeout))}s",
+        "-s",
+        str(LUA_SCRIPT),
+        *extra,
+        args.url,
+    ]
     if args.warmup > 0:
-        subprocess.run([*base[:3], f"-d{max(1, round(args.warmup))}s", *base[3:]], env=env,
-                       capture_output=True, timeout=args.warmup + 30, check=False)
+        subprocess.run(
+            [*base[:3], f"-d{max(1, round(args.warmup))}s", *base[3:]],
+            env=env,
+            capture_output=True,
+            timeout=args.warmup + 30,
+            check=False,
+        )
     duration = max(1, round(args.duration))
-    out = subprocess.run([*base[:3], f"-d{duration}s", *base[3:]], env=env, capture_output=True,
-                         text=True, timeout=duration + 30, check=False)
+    out = subprocess.run(
+        [*base[:3], f"-d{duration}s", *base[3:]],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=duration + 30,
+        check=False,
+    )
     line = next((ln for ln in reversed(out.stdout.splitlines()) if ln.startswith("{")), None)
     if line is None:
         raise SystemExit(f"wrk gave no summary: {out.stdout[-500:]} {out.stderr[-500:]}")
@@ -321,8 +364,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--body", default=DEFAULT_BODY, help="JSON body to POST")
     p.add_argument("--header", action="append", default=[], help="'Name: value' (repeatable)")
     p.add_argument("--stream", action="store_true", help="add stream:true; measure TTFB")
-    p.add_argument("--engine", choices=("auto", "wrk", "python"), default="auto",
-                   help="auto: wrk for non-streaming when installed, else python")
+    p.add_argument(
+        "--engine",
+        choices=("auto", "wrk", "python"),
+        default="auto",
+        help="auto: wrk for non-streaming when installed, else python",
+    )
     return p.parse_args(argv)
 
 
@@ -334,7 +381,9 @@ def main(argv: list[str] | None = None) -> None:
     body = json.dumps(body_obj, separators=(",", ":")).encode()
     engine = args.engine
     if engine == "auto":
-        engine = "wrk" if shutil.which("wrk") and not args.stream and not args.requests else "python"
+        engine = (
+            "wrk" if shutil.which("wrk") and not args.stream and not args.requests else "python"
+        )
     result = run_wrk(args, body) if engine == "wrk" else run_python(args, body)
     sys.stdout.write(json.dumps(result) + "\n")
 

@@ -91,7 +91,7 @@ def _chunked(data: bytes) -> bytes:
 class Reply:
     """One response: a JSON body (`pieces is None`) or a chunked stream of `pieces`."""
 
-    __slots__ = ("status", "content_type", "body", "pieces")
+    __slots__ = ("body", "content_type", "pieces", "status")
 
     def __init__(
         self,
@@ -298,7 +298,7 @@ def route(method: str, path: str, body: bytes, opts: Options) -> Reply:
 class MockProtocol(asyncio.Protocol):
     """One HTTP/1.1 keep-alive connection, parsed by httptools."""
 
-    __slots__ = ("opts", "loop", "transport", "parser", "url", "body", "closing")
+    __slots__ = ("body", "closing", "loop", "opts", "parser", "transport", "url")
 
     def __init__(self, opts: Options) -> None:
         self.opts = opts
@@ -415,7 +415,9 @@ async def serve(host: str, port: int, opts: Options, hang: bool) -> None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m bench.mock_backend", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m bench.mock_backend", description=__doc__.split("\n")[0]
+    )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0, help="0 picks a free port (printed as READY)")
     p.add_argument("--latency-ms", type=float, default=0.0, help="fixed delay before answering")

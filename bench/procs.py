@@ -88,9 +88,16 @@ class Child:
             self.proc.wait(5)
 
 
-def spawn(name: str, argv: Sequence[str], *, port: int, cpus: str | None,
-          env: Mapping[str, str | None] | None = None, log_dir: Path | None = None,
-          cwd: Path | None = None) -> Child:
+def spawn(
+    name: str,
+    argv: Sequence[str],
+    *,
+    port: int,
+    cpus: str | None,
+    env: Mapping[str, str | None] | None = None,
+    log_dir: Path | None = None,
+    cwd: Path | None = None,
+) -> Child:
     """Start `argv` pinned to `cpus`, stdout+stderr to a log file (or discarded).
 
     `env` adds to this process's environment; a None value removes the variable.
@@ -119,13 +126,30 @@ def spawn(name: str, argv: Sequence[str], *, port: int, cpus: str | None,
     return Child(name, proc, port, started, log_path)
 
 
-def start_mock(name: str, *, cpus: str | None = CLIENT_CPU, latency_ms: float = 0.0,
-               chunks: int = 8, text: str | None = None, hang: bool = False,
-               log_dir: Path | None = None, timeout: float = 15.0) -> Child:
+def start_mock(
+    name: str,
+    *,
+    cpus: str | None = CLIENT_CPU,
+    latency_ms: float = 0.0,
+    chunks: int = 8,
+    text: str | None = None,
+    hang: bool = False,
+    log_dir: Path | None = None,
+    timeout: float = 15.0,
+) -> Child:
     """Start bench.mock_backend on a free port and wait until it answers."""
     port = free_port()
-    argv = [PYTHON, "-m", "bench.mock_backend", "--port", str(port),
-            "--latency-ms", str(latency_ms), "--chunks", str(chunks)]
+    argv = [
+        PYTHON,
+        "-m",
+        "bench.mock_backend",
+        "--port",
+        str(port),
+        "--latency-ms",
+        str(latency_ms),
+        "--chunks",
+        str(chunks),
+    ]
     if text is not None:
         argv += ["--text", text]
     if hang:
@@ -152,8 +176,9 @@ def wait_port(child: Child, timeout: float) -> None:
     raise TimeoutError(f"{child.name} not listening on {child.port} after {timeout}s")
 
 
-def wait_http(child: Child, path: str, timeout: float,
-              ok: Callable[[int], bool] = lambda s: s < 500) -> float:
+def wait_http(
+    child: Child, path: str, timeout: float, ok: Callable[[int], bool] = lambda s: s < 500
+) -> float:
     """Poll GET path until `ok(status)`; return seconds since the child was spawned."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -221,17 +246,26 @@ def reset_peak_rss(pid: int) -> bool:
     return ok
 
 
-def run_json(argv: Sequence[str], *, cpus: str | None, timeout: float,
-             env: dict[str, str] | None = None) -> dict[str, object]:
+def run_json(
+    argv: Sequence[str], *, cpus: str | None, timeout: float, env: dict[str, str] | None = None
+) -> dict[str, object]:
     """Run a child that prints one JSON object last on stdout; return it."""
     import json
 
     full_env = dict(os.environ)
     full_env.update(env or {})
-    out = subprocess.run([*pin_prefix(cpus), *argv], capture_output=True, text=True,
-                         timeout=timeout, env=full_env, cwd=str(ROOT), check=False)
+    out = subprocess.run(
+        [*pin_prefix(cpus), *argv],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+        cwd=str(ROOT),
+        check=False,
+    )
     for line in reversed(out.stdout.splitlines()):
         if line.startswith("{"):
             return json.loads(line)  # type: ignore[no-any-return]
-    raise RuntimeError(f"{argv[:4]} gave no JSON (rc={out.returncode}): "
-                       f"{out.stdout[-800:]} {out.stderr[-1500:]}")
+    raise RuntimeError(
+        f"{argv[:4]} gave no JSON (rc={out.returncode}): {out.stdout[-800:]} {out.stderr[-1500:]}"
+    )

@@ -23,7 +23,11 @@ HTTPCLIENT_JSON = procs.BENCH / "results" / "httpclient.json"
 
 
 def brief(res: dict[str, Any]) -> str:
-    parts = [f"{res.get('rps')} req/s", f"p50 {res.get('p50_ms')} ms", f"p99 {res.get('p99_ms')} ms"]
+    parts = [
+        f"{res.get('rps')} req/s",
+        f"p50 {res.get('p50_ms')} ms",
+        f"p99 {res.get('p99_ms')} ms",
+    ]
     if res.get("ttfb_p50_ms") is not None:
         parts.append(f"TTFB p50 {res['ttfb_p50_ms']} ms")
     if res.get("errors"):
@@ -72,15 +76,29 @@ def _os_name() -> str:
 
 def versions(gateways: dict[str, targets.Gateway]) -> dict[str, str]:
     out: dict[str, str] = {}
-    for pkg in ("llm-backends", "fastapi", "starlette", "uvicorn", "uvloop", "httptools",
-                "aiohttp", "orjson", "pydantic", "sqlalchemy", "structlog"):
+    for pkg in (
+        "llm-backends",
+        "fastapi",
+        "starlette",
+        "uvicorn",
+        "uvloop",
+        "httptools",
+        "aiohttp",
+        "orjson",
+        "pydantic",
+        "sqlalchemy",
+        "structlog",
+    ):
         try:
             out[pkg] = importlib.metadata.version(pkg)
         except importlib.metadata.PackageNotFoundError:
             out[pkg] = "-"
     lite = gateways.get("litellm")
-    out["litellm"] = lite.version if lite else (targets._pkg_version(
-        str(targets.LITELLM_VENV / "bin" / "python"), "litellm") or "-")
+    out["litellm"] = (
+        lite.version
+        if lite
+        else (targets._pkg_version(str(targets.LITELLM_VENV / "bin" / "python"), "litellm") or "-")
+    )
     out["wrk"] = targets.wrk_version() or "-"
     return out
 
@@ -99,8 +117,15 @@ def _get(d: dict[str, Any] | None, *path: str) -> Any:
 def checks(results: dict[str, Any]) -> list[dict[str, Any]]:
     """Each target: value, bound, pass (None when it could not be measured in this run)."""
     out: list[dict[str, Any]] = []
-    name = next((n for n in LLMB if _get(results, "chat", "c32", n) is not None
-                 or _get(results, "resources", n) is not None), LLMB[0])
+    name = next(
+        (
+            n
+            for n in LLMB
+            if _get(results, "chat", "c32", n) is not None
+            or _get(results, "resources", n) is not None
+        ),
+        LLMB[0],
+    )
 
     def add(label: str, value: Any, bound: str, ok: bool | None) -> None:
         out.append({"target": label, "value": value, "bound": bound, "pass": ok})
@@ -108,45 +133,102 @@ def checks(results: dict[str, Any]) -> list[dict[str, Any]]:
     ours = _get(results, "chat", "c32", name, "rps")
     lite = _get(results, "chat", "c32", "litellm", "rps")
     ratio = round(ours / lite, 1) if ours and lite else None
-    add("throughput c=32 vs LiteLLM", f"{ratio}x" if ratio else None, ">= 10x",
-        None if ratio is None else ratio >= 10)
+    add(
+        "throughput c=32 vs LiteLLM",
+        f"{ratio}x" if ratio else None,
+        ">= 10x",
+        None if ratio is None else ratio >= 10,
+    )
     added = _get(results, "chat", "c1", name, "added_p50_ms")
     lite_added = _get(results, "chat", "c1", "litellm", "added_p50_ms")
-    add("added latency c=1 (p50)", None if added is None else f"{added:.3f} ms", "< 0.5 ms",
-        None if added is None else added < 0.5)
-    add("added latency c=1 vs LiteLLM's",
+    add(
+        "added latency c=1 (p50)",
+        None if added is None else f"{added:.3f} ms",
+        "< 0.5 ms",
+        None if added is None else added < 0.5,
+    )
+    add(
+        "added latency c=1 vs LiteLLM's",
         None if added is None or not lite_added else f"{added / lite_added:.3f} of it",
         "<= 0.1 of it",
-        None if added is None or not lite_added else added <= 0.1 * lite_added)
+        None if added is None or not lite_added else added <= 0.1 * lite_added,
+    )
     lib = _get(results, "library", "openai/logs-default", "overhead_cpu_us")
-    add("library overhead per call (CPU, default logging)",
-        None if lib is None else f"{lib} µs", "< 100 µs", None if lib is None else lib < 100)
+    add(
+        "library overhead per call (CPU, default logging)",
+        None if lib is None else f"{lib} µs",
+        "< 100 µs",
+        None if lib is None else lib < 100,
+    )
     rss = _get(results, "resources", name, "peak_rss_mb")
     loaded = _get(results, "resources", name, "after_load")
-    add("peak RSS under load", None if rss is None else f"{rss} MB", "< 150 MB",
-        None if rss is None or not loaded else rss < 150)
+    add(
+        "peak RSS under load",
+        None if rss is None else f"{rss} MB",
+        "< 150 MB",
+        None if rss is None or not loaded else rss < 150,
+    )
     cold = _get(results, "resources", name, "cold_start_median_s")
-    add("cold start", None if cold is None else f"{cold} s", "< 2 s",
-        None if cold is None else cold < 2)
+    add(
+        "cold start",
+        None if cold is None else f"{cold} s",
+        "< 2 s",
+        None if cold is None else cold < 2,
+    )
     return out
 
 
 # -- documents ------------------------------------------------------------------------------
 
 
-def build(*, args: argparse.Namespace, argv: list[str], plan: dict[str, Any],
-          results: dict[str, Any], gateways: dict[str, targets.Gateway],
-          notes: dict[str, str], setup_error: str | None, elapsed_s: float,
-          mocks: targets.Mocks) -> dict[str, Any]:
-    commands = {name: " ".join(procs.pin_prefix(procs.GATEWAY_CPU) + gw.argv)
-                for name, gw in gateways.items()}
-    commands["mock"] = " ".join(procs.pin_prefix(procs.CLIENT_CPU) + [
-        "python", "-m", "bench.mock_backend", "--port", "P", "[--chunks 8 --chunk-delay-ms 5]"])
-    commands["load (non-streaming)"] = " ".join(procs.pin_prefix(procs.CLIENT_CPU) + [
-        "python", "-m", "bench.load", "--engine", "auto", "--url", "URL", "-c", "1|32",
-        "-d", str(plan["duration"]), "--warmup", str(plan["warmup"])])
+def build(
+    *,
+    args: argparse.Namespace,
+    argv: list[str],
+    plan: dict[str, Any],
+    results: dict[str, Any],
+    gateways: dict[str, targets.Gateway],
+    notes: dict[str, str],
+    setup_error: str | None,
+    elapsed_s: float,
+    mocks: targets.Mocks,
+) -> dict[str, Any]:
+    commands = {
+        name: " ".join([*procs.pin_prefix(procs.GATEWAY_CPU), *gw.argv])
+        for name, gw in gateways.items()
+    }
+    commands["mock"] = " ".join(
+        [
+            *procs.pin_prefix(procs.CLIENT_CPU),
+            "python",
+            "-m",
+            "bench.mock_backend",
+            "--port",
+            "P",
+            "[--chunks 8 --chunk-delay-ms 5]",
+        ]
+    )
+    commands["load (non-streaming)"] = " ".join(
+        [
+            *procs.pin_prefix(procs.CLIENT_CPU),
+            "python",
+            "-m",
+            "bench.load",
+            "--engine",
+            "auto",
+            "--url",
+            "URL",
+            "-c",
+            "1|32",
+            "-d",
+            str(plan["duration"]),
+            "--warmup",
+            str(plan["warmup"]),
+        ]
+    )
     commands["load (streaming)"] = commands["load (non-streaming)"].replace(
-        "--engine auto", "--engine python --stream")
+        "--engine auto", "--engine python --stream"
+    )
     doc = {
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "command": "python -m bench.run " + " ".join(argv),
@@ -158,12 +240,15 @@ def build(*, args: argparse.Namespace, argv: list[str], plan: dict[str, Any],
             "gateway_cpu": procs.GATEWAY_CPU if procs.pin_prefix("0") else None,
             "client_cpu": procs.CLIENT_CPU if procs.pin_prefix("1") else None,
             "how": "taskset -c 0 for the gateway under test (and the library benchmark "
-                   "process); taskset -c 1 for the mock backends, the load generator and the "
-                   "orchestrator" if procs.pin_prefix("0") else "not pinned (fewer than 2 "
-                   "cores or no taskset)",
+            "process); taskset -c 1 for the mock backends, the load generator and the "
+            "orchestrator"
+            if procs.pin_prefix("0")
+            else "not pinned (fewer than 2 cores or no taskset)",
         },
-        "gateways": {n: {"version": g.version, "log": str(g.child.log_path) if g.child else None}
-                     for n, g in gateways.items()},
+        "gateways": {
+            n: {"version": g.version, "log": str(g.child.log_path) if g.child else None}
+            for n, g in gateways.items()
+        },
         "notes": notes,
         "setup_error": setup_error,
         "commands": commands,
@@ -225,25 +310,39 @@ def rows(doc: dict[str, Any]) -> list[tuple[str, list[str]]]:
             continue
         n = conc[1:]
         row(f"chat c={n} req/s", lambda c, s=sec: _fmt(_get(s, c, "rps"), 0))
-        row(f"chat c={n} p50 / p99 ms", lambda c, s=sec: (
-            f"{_fmt(_get(s, c, 'p50_ms'), 3)} / {_fmt(_get(s, c, 'p99_ms'), 3)}"
-            if _get(s, c) else "-"))
+        row(
+            f"chat c={n} p50 / p99 ms",
+            lambda c, s=sec: (
+                f"{_fmt(_get(s, c, 'p50_ms'), 3)} / {_fmt(_get(s, c, 'p99_ms'), 3)}"
+                if _get(s, c)
+                else "-"
+            ),
+        )
         if conc == "c1":
-            row("chat c=1 added p50 ms", lambda c, s=sec: _fmt(_get(s, c, "added_p50_ms"), 3)
-                if c != "direct" else "(ref)")
+            row(
+                "chat c=1 added p50 ms",
+                lambda c, s=sec: _fmt(_get(s, c, "added_p50_ms"), 3) if c != "direct" else "(ref)",
+            )
         row(f"chat c={n} errors", lambda c, s=sec: _fmt(_get(s, c, "errors")))
     ttfb = _get(r, "stream", "ttfb_c1")
     if ttfb:
         row("stream TTFB p50 ms (paced, c=1)", lambda c: _fmt(_get(ttfb, c, "ttfb_p50_ms"), 3))
-        row("stream added TTFB ms", lambda c: _fmt(_get(ttfb, c, "added_ttfb_p50_ms"), 3)
-            if c != "direct" else "(ref)")
+        row(
+            "stream added TTFB ms",
+            lambda c: _fmt(_get(ttfb, c, "added_ttfb_p50_ms"), 3) if c != "direct" else "(ref)",
+        )
     s32 = _get(r, "stream", "c32")
     if s32:
         row("stream c=32 req/s", lambda c: _fmt(_get(s32, c, "rps"), 0))
         row("stream c=32 p50 ms", lambda c: _fmt(_get(s32, c, "p50_ms"), 3))
-        row("stream errors", lambda c: _fmt(
-            (_get(s32, c, "errors") or 0) + (_get(ttfb, c, "errors") or 0)
-            if _get(s32, c) else None))
+        row(
+            "stream errors",
+            lambda c: _fmt(
+                (_get(s32, c, "errors") or 0) + (_get(ttfb, c, "errors") or 0)
+                if _get(s32, c)
+                else None
+            ),
+        )
     res = r.get("resources") or {}
     if res:
         row("peak RSS MB (VmHWM, after load)", lambda c: _fmt(_get(res, c, "peak_rss_mb"), 1))
@@ -256,7 +355,8 @@ def table(doc: dict[str, Any]) -> str:
     cols = _columns(doc)
     body = rows(doc)
     width = max([len(label) for label, _ in body] + [30])
-    cw = max([len(c) for c in cols] + [14]) + 2
+    cells = [len(v) for _, vals in body for v in vals]
+    cw = max([len(c) for c in cols] + cells + [12]) + 3
     lines = [f"{'':<{width}}" + "".join(f"{c:>{cw}}" for c in cols)]
     lines += [f"{label:<{width}}" + "".join(f"{v:>{cw}}" for v in vals) for label, vals in body]
     lines += _extra_lines(doc)
@@ -269,12 +369,16 @@ def _extra_lines(doc: dict[str, Any]) -> list[str]:
     lib = r.get("library")
     if lib:
         out.append("")
-        out.append("library: router.generate() beyond a raw aiohttp call, per call "
-                   "(median of paired blocks)")
+        out.append(
+            "library: router.generate() beyond a raw aiohttp call, per call "
+            "(median of paired blocks)"
+        )
         for key, v in lib.items():
-            out.append(f"  {key:<24} +{v['overhead_cpu_us']:>7} µs CPU  +{v['overhead_wall_us']:>7}"
-                       f" µs wall   (raw {v['raw_wall_us']} µs, router {v['router_wall_us']} µs;"
-                       f" config from {v['config_source']})")
+            out.append(
+                f"  {key:<24} +{v['overhead_cpu_us']:>7} µs CPU  +{v['overhead_wall_us']:>7}"
+                f" µs wall   (raw {v['raw_wall_us']} µs, router {v['router_wall_us']} µs;"
+                f" config from {v['config_source']})"
+            )
     auto = r.get("auto")
     if auto:
         out.append("")
@@ -282,14 +386,18 @@ def _extra_lines(doc: dict[str, Any]) -> list[str]:
         for case in ("ollama_baseline", "closed_port", "accept_then_hang"):
             v = auto.get(case)
             if v:
-                out.append(f"  {case:<18} first {v['first_ms']}, following median "
-                           f"{v['following_median_ms']}, all 200: {v['all_ok']}; "
-                           f"{v['latencies_ms']}")
+                out.append(
+                    f"  {case:<18} first {v['first_ms']}, following median "
+                    f"{v['following_median_ms']}, all 200: {v['all_ok']}; "
+                    f"{v['latencies_ms']}"
+                )
     admin = r.get("admin")
     if admin:
         out.append("")
-        out.append(f"admin change seen by the gateway: median {admin['median_ms']} ms from PUT "
-                   f"sent; samples {[s['from_put_sent_ms'] for s in admin['samples']]}")
+        out.append(
+            f"admin change seen by the gateway: median {admin['median_ms']} ms from PUT "
+            f"sent; samples {[s['from_put_sent_ms'] for s in admin['samples']]}"
+        )
     if doc.get("checks"):
         out.append("")
         out.append("targets (issue):")
@@ -351,19 +459,28 @@ def markdown(doc: dict[str, Any]) -> str:
         lines += ["", "```", *[e for e in extra], "```"]
     hc = doc.get("httpclient_compare")
     if hc:
-        lines += ["", "## HTTP client for the router (`python -m bench.httpclient_compare`)", "",
-                  "Pooled client, POST JSON to the mock; client on core 0, mock on core 1. "
-                  "µs per call; CPU µs is this process's CPU time per call.", "",
-                  "| client/loop | c=1 wall µs | c=1 CPU µs | c=32 calls/s | c=32 CPU µs |",
-                  "|---|---:|---:|---:|---:|"]
+        lines += [
+            "",
+            "## HTTP client for the router (`python -m bench.httpclient_compare`)",
+            "",
+            "Pooled client, POST JSON to the mock; client on core 0, mock on core 1. "
+            "µs per call; CPU µs is this process's CPU time per call.",
+            "",
+            "| client/loop | c=1 wall µs | c=1 CPU µs | c=32 calls/s | c=32 CPU µs |",
+            "|---|---:|---:|---:|---:|",
+        ]
         for key in sorted({k.rsplit("/", 1)[0] for k in hc["cases"]}):
             a, b = hc["cases"][f"{key}/c1"], hc["cases"][f"{key}/c32"]
-            lines.append(f"| {key} | {a['wall_us']} | {a['cpu_us']} | {b['calls_per_s']:.0f} "
-                         f"| {b['cpu_us']} |")
+            lines.append(
+                f"| {key} | {a['wall_us']} | {a['cpu_us']} | {b['calls_per_s']:.0f} "
+                f"| {b['cpu_us']} |"
+            )
         js = hc.get("json_us_per_pair", {})
         lines.append("")
-        lines.append(f"JSON encode request + decode response: stdlib json {js.get('json')} µs, "
-                     f"orjson {js.get('orjson')} µs ({hc.get('versions')}).")
+        lines.append(
+            f"JSON encode request + decode response: stdlib json {js.get('json')} µs, "
+            f"orjson {js.get('orjson')} µs ({hc.get('versions')})."
+        )
     lines += ["", "## Commands", ""]
     for name, cmd in doc["commands"].items():
         lines.append(f"- {name}: `{cmd}`")
@@ -375,4 +492,3 @@ def markdown(doc: dict[str, Any]) -> str:
             lines.append(f"- setup: {doc['setup_error']}")
     lines.append("")
     return "\n".join(lines)
-

@@ -53,12 +53,18 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Plan]
     p.add_argument("--rounds", type=int, help="interleaved rounds (default 3, quick 2)")
     p.add_argument("--duration", type=float, help="seconds per load run (default 5, quick 2)")
     p.add_argument("--only", default="", help=f"comma-separated subset of {','.join(SCENARIOS)}")
-    p.add_argument("--stub", action="store_true",
-                   help="use bench/stub_gateway.py in place of the llm-backends server")
+    p.add_argument(
+        "--stub",
+        action="store_true",
+        help="use bench/stub_gateway.py in place of the llm-backends server",
+    )
     p.add_argument("--no-setup", action="store_true", help="skip bench/setup.sh")
     p.add_argument("--no-litellm", action="store_true", help="leave LiteLLM out")
-    p.add_argument("--gateway-log-level", default=None,
-                   help="LOG_LEVEL for llm-backends (default: its own default)")
+    p.add_argument(
+        "--gateway-log-level",
+        default=None,
+        help="LOG_LEVEL for llm-backends (default: its own default)",
+    )
     p.add_argument("--out", default=str(procs.BENCH / "results" / "latest.json"))
     p.add_argument("--markdown", default=str(procs.BENCH / "RESULTS.md"))
     args = p.parse_args(argv)
@@ -92,8 +98,9 @@ def run_setup() -> str | None:
     """bench/setup.sh (idempotent): LiteLLM's venv and wrk. Returns an error text or None."""
     script = procs.BENCH / "setup.sh"
     try:
-        out = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=900,
-                             check=False)
+        out = subprocess.run(
+            ["bash", str(script)], capture_output=True, text=True, timeout=900, check=False
+        )
     except subprocess.TimeoutExpired:
         return "bench/setup.sh timed out"
     if out.returncode != 0:
@@ -115,27 +122,51 @@ def fresh_work_dir() -> Path:
 # -- the load generator -------------------------------------------------------------------
 
 
-def load(target: Target, *, concurrency: int, duration: float, warmup: float,
-         stream: bool = False, paced: bool = False, engine: str = "auto") -> dict[str, Any]:
+def load(
+    target: Target,
+    *,
+    concurrency: int,
+    duration: float,
+    warmup: float,
+    stream: bool = False,
+    paced: bool = False,
+    engine: str = "auto",
+) -> dict[str, Any]:
     """One closed-loop run of bench.load on the client core."""
     import json
 
     model = target.paced_model if paced else target.chat_model
     body = json.dumps(targets.chat_body(model))
-    argv = [procs.PYTHON, "-m", "bench.load", "--url", target.chat_url, "-c", str(concurrency),
-            "-d", str(duration), "--warmup", str(warmup), "--body", body, "--engine", engine,
-            *target.header_args()]
+    argv = [
+        procs.PYTHON,
+        "-m",
+        "bench.load",
+        "--url",
+        target.chat_url,
+        "-c",
+        str(concurrency),
+        "-d",
+        str(duration),
+        "--warmup",
+        str(warmup),
+        "--body",
+        body,
+        "--engine",
+        engine,
+        *target.header_args(),
+    ]
     if stream:
         argv.append("--stream")
     return procs.run_json(argv, cpus=procs.CLIENT_CPU, timeout=duration + warmup + 90)
 
 
-def interleaved(rounds: int, tgts: list[Target], what: str,
-                run_one: Any) -> dict[str, list[dict[str, Any]]]:
+def interleaved(
+    rounds: int, tgts: list[Target], what: str, run_one: Any
+) -> dict[str, list[dict[str, Any]]]:
     """`run_one(target)` for each target, `rounds` times, rotating the starting target."""
     out: dict[str, list[dict[str, Any]]] = {t.name: [] for t in tgts}
     for r in range(rounds):
-        order = tgts[r % len(tgts):] + tgts[:r % len(tgts)]
+        order = tgts[r % len(tgts) :] + tgts[: r % len(tgts)]
         for t in order:
             res = run_one(t)
             out[t.name].append(res)
@@ -143,8 +174,9 @@ def interleaved(rounds: int, tgts: list[Target], what: str,
     return out
 
 
-def summarize_load(runs: dict[str, list[dict[str, Any]]], ref: str = "direct",
-                   key: str = "p50_ms") -> dict[str, dict[str, Any]]:
+def summarize_load(
+    runs: dict[str, list[dict[str, Any]]], ref: str = "direct", key: str = "p50_ms"
+) -> dict[str, dict[str, Any]]:
     """Medians over rounds, plus the added latency vs `ref` paired round by round."""
     out: dict[str, dict[str, Any]] = {}
     for name, rs in runs.items():
@@ -155,8 +187,11 @@ def summarize_load(runs: dict[str, list[dict[str, Any]]], ref: str = "direct",
         s["errors"] = sum(int(r.get("errors", 0)) for r in rs)
         s["requests"] = sum(int(r.get("requests", 0)) for r in rs)
         if name != ref and ref in runs:
-            diffs = [a[key] - b[key] for a, b in zip(rs, runs[ref])
-                     if a.get(key) is not None and b.get(key) is not None]
+            diffs = [
+                a[key] - b[key]
+                for a, b in zip(rs, runs[ref], strict=False)
+                if a.get(key) is not None and b.get(key) is not None
+            ]
             s["added_" + key] = round(statistics.median(diffs), 4) if diffs else None
         out[name] = s
     return out
@@ -165,22 +200,49 @@ def summarize_load(runs: dict[str, list[dict[str, Any]]], ref: str = "direct",
 # -- scenarios ----------------------------------------------------------------------------
 
 
-def scenario_chat(plan: Plan, tgts: list[Target]) -> dict[str, Any]:
+def scenario_chat(plan: Plan, tgts: list[Target], xcore: Target) -> dict[str, Any]:
+    """At c=1 a mock on the gateway's core is measured too: the cost of the topology alone
+    (two cross-core hops), which every gateway's added latency includes twice."""
     res: dict[str, Any] = {}
     for conc in (1, 32):
-        runs = interleaved(plan.rounds, tgts, f"chat c={conc}", lambda t, c=conc: load(
-            t, concurrency=c, duration=plan.duration, warmup=plan.warmup))
+        runs = interleaved(
+            plan.rounds,
+            [*tgts, xcore] if conc == 1 else tgts,
+            f"chat c={conc}",
+            lambda t, c=conc: load(t, concurrency=c, duration=plan.duration, warmup=plan.warmup),
+        )
         res[f"c{conc}"] = summarize_load(runs)
     return res
 
 
 def scenario_stream(plan: Plan, paced: list[Target], instant: list[Target]) -> dict[str, Any]:
-    ttfb = interleaved(plan.rounds, paced, "stream TTFB c=1", lambda t: load(
-        t, concurrency=1, duration=plan.duration, warmup=plan.warmup, stream=True, paced=True,
-        engine="python"))
-    rps = interleaved(plan.rounds, instant, "stream c=32", lambda t: load(
-        t, concurrency=32, duration=plan.duration, warmup=plan.warmup, stream=True,
-        engine="python"))
+    ttfb = interleaved(
+        plan.rounds,
+        paced,
+        "stream TTFB c=1",
+        lambda t: load(
+            t,
+            concurrency=1,
+            duration=plan.duration,
+            warmup=plan.warmup,
+            stream=True,
+            paced=True,
+            engine="python",
+        ),
+    )
+    rps = interleaved(
+        plan.rounds,
+        instant,
+        "stream c=32",
+        lambda t: load(
+            t,
+            concurrency=32,
+            duration=plan.duration,
+            warmup=plan.warmup,
+            stream=True,
+            engine="python",
+        ),
+    )
     return {"ttfb_c1": summarize_load(ttfb, key="ttfb_p50_ms"), "c32": summarize_load(rps)}
 
 
@@ -189,8 +251,10 @@ def scenario_auto(gw: Gateway, mocks: Mocks, requests: int = 10) -> dict[str, An
     out: dict[str, Any] = {}
     baseline = _sequential(gw, "bench-ollama", requests)
     out["ollama_baseline"] = baseline
-    for case, model in (("closed_port", "bench-auto-closed"), ("accept_then_hang",
-                                                               "bench-auto-hang")):
+    for case, model in (
+        ("closed_port", "bench-auto-closed"),
+        ("accept_then_hang", "bench-auto-hang"),
+    ):
         out[case] = _sequential(gw, model, requests)
         log(f"auto {case}: {out[case]['latencies_ms']}")
     return out
@@ -221,8 +285,9 @@ def _sequential(gw: Gateway, model: str, n: int) -> dict[str, Any]:
     }
 
 
-def scenario_admin(gw: Gateway, mocks: Mocks, ids: dict[str, int], switches: int,
-                   limit_s: float = 75.0) -> dict[str, Any]:
+def scenario_admin(
+    gw: Gateway, mocks: Mocks, ids: dict[str, int], switches: int, limit_s: float = 75.0
+) -> dict[str, Any]:
     """PUT the endpoint of `bench-switch` to the other mock; poll chat until it answers so."""
     admin = Http(gw.port)
     probe = Http(gw.port)
@@ -247,12 +312,14 @@ def scenario_admin(gw: Gateway, mocks: Mocks, ids: dict[str, int], switches: int
                 if _answer(probe, gw, "bench-switch") == texts[new]:
                     seen = time.perf_counter()
                     break
-            samples.append({
-                "from_put_sent_ms": round((seen - t0) * 1000, 2) if seen else None,
-                "after_put_returned_ms": round((seen - t_put) * 1000, 2) if seen else None,
-                "put_ms": round((t_put - t0) * 1000, 2),
-                "polls": polls,
-            })
+            samples.append(
+                {
+                    "from_put_sent_ms": round((seen - t0) * 1000, 2) if seen else None,
+                    "after_put_returned_ms": round((seen - t_put) * 1000, 2) if seen else None,
+                    "put_ms": round((t_put - t0) * 1000, 2),
+                    "polls": polls,
+                }
+            )
             log(f"admin change: {samples[-1]}")
             current = new
     finally:
@@ -261,7 +328,8 @@ def scenario_admin(gw: Gateway, mocks: Mocks, ids: dict[str, int], switches: int
     seen_all = [s["from_put_sent_ms"] for s in samples if s["from_put_sent_ms"] is not None]
     return {
         "samples": samples,
-        "median_ms": round(statistics.median(seen_all), 2) if len(seen_all) == len(samples)
+        "median_ms": round(statistics.median(seen_all), 2)
+        if len(seen_all) == len(samples)
         else None,
         "limit_s": limit_s,
     }
@@ -280,19 +348,37 @@ def _answer(client: Http, gw: Gateway, model: str) -> str | None:
 def scenario_library(plan: Plan, gw: Gateway | None, mocks: Mocks) -> dict[str, Any]:
     """bench.library_bench in its own process on the gateway core (the gateway sits idle)."""
     out: dict[str, Any] = {}
-    admin = ["--admin-url", f"http://127.0.0.1:{gw.port}", "--admin-token",
-             targets.admin_token(gw)] if gw is not None else []
+    admin = (
+        ["--admin-url", f"http://127.0.0.1:{gw.port}", "--admin-token", targets.admin_token(gw)]
+        if gw is not None
+        else []
+    )
     for backend, model in (("openai", "bench-lib"), ("ollama", "bench-lib-ollama")):
         for level in ("", "WARNING"):
-            argv = [procs.PYTHON, "-m", "bench.library_bench", "--mock-url", mocks.main.url,
-                    "--backend", backend, "--model", model, "--calls", str(plan.lib_calls),
-                    "--blocks", str(plan.lib_blocks), *admin]
+            argv = [
+                procs.PYTHON,
+                "-m",
+                "bench.library_bench",
+                "--mock-url",
+                mocks.main.url,
+                "--backend",
+                backend,
+                "--model",
+                model,
+                "--calls",
+                str(plan.lib_calls),
+                "--blocks",
+                str(plan.lib_blocks),
+                *admin,
+            ]
             if level:
                 argv += ["--log-level", level]
             key = f"{backend}/{'logs-' + level.lower() if level else 'logs-default'}"
             out[key] = procs.run_json(argv, cpus=procs.GATEWAY_CPU, timeout=300)
-            log(f"library {key}: router +{out[key]['overhead_cpu_us']} µs CPU, "
-                f"+{out[key]['overhead_wall_us']} µs wall per call")
+            log(
+                f"library {key}: router +{out[key]['overhead_cpu_us']} µs CPU, "
+                f"+{out[key]['overhead_wall_us']} µs wall per call"
+            )
     return out
 
 
@@ -318,18 +404,21 @@ def start_gateways(args: argparse.Namespace, work: Path, mocks: Mocks) -> Setup:
     ids: dict[str, int] = {}
 
     if args.stub or targets.llm_backends_cli() is not None:
-        gw = targets.llm_backends_gateway(work, mocks, stub=args.stub,
-                                          log_level=args.gateway_log_level)
+        gw = targets.llm_backends_gateway(
+            work, mocks.main.url, stub=args.stub, log_level=args.gateway_log_level
+        )
         try:
             gw.start_until_health(60)
-            ids = targets.create_configs(gw, mocks)
+            ids = targets.create_configs(gw, targets.llm_backends_configs(mocks))
             llmb = gw
             if targets.chat_ok(gw.port, gw.chat_model, gw.headers):
                 gateways[gw.name] = gw
                 idle[gw.name] = round(procs.rss_mb(gw.pid), 1)
             else:
-                notes[gw.name] = ("server and Admin API up, but the gateway does not answer "
-                                  f"POST {targets.CHAT_PATH} with 200 yet")
+                notes[gw.name] = (
+                    "server and Admin API up, but the gateway does not answer "
+                    f"POST {targets.CHAT_PATH} with 200 yet"
+                )
         except (RuntimeError, TimeoutError, OSError) as error:
             notes[gw.name] = f"could not start: {str(error)[-600:]}"
             gw.stop()
@@ -374,8 +463,10 @@ def main(argv: list[str] | None = None) -> int:
     if setup_error:
         log(f"WARNING: {setup_error}")
     work = fresh_work_dir()
-    log(f"work dir {work}; scenarios: {', '.join(plan.only)}; rounds {plan.rounds}, "
-        f"{plan.duration:g} s per load run")
+    log(
+        f"work dir {work}; scenarios: {', '.join(plan.only)}; rounds {plan.rounds}, "
+        f"{plan.duration:g} s per load run"
+    )
     mocks = targets.start_mocks(work / "logs", paced_chunk_delay_ms=5.0)
     setup: Setup | None = None
     results: dict[str, Any] = {}
@@ -388,7 +479,7 @@ def main(argv: list[str] | None = None) -> int:
             scenario_startup(plan, setup)
         tgts = [targets.direct_target(mocks)] + [g.target("bench-paced") for g in gws]
         if "chat" in plan.only:
-            results["chat"] = scenario_chat(plan, tgts)
+            results["chat"] = scenario_chat(plan, tgts, targets.xcore_target(mocks))
         if "stream" in plan.only:
             paced = [targets.direct_paced_target(mocks)] + [g.target("bench-paced") for g in gws]
             results["stream"] = scenario_stream(plan, paced, tgts)
@@ -399,7 +490,8 @@ def main(argv: list[str] | None = None) -> int:
                 "idle_rss_mb": setup.idle_rss.get(name),
                 "cold_start_s": setup.cold.get(name, []),
                 "cold_start_median_s": round(statistics.median(setup.cold[name]), 3)
-                if setup.cold.get(name) else None,
+                if setup.cold.get(name)
+                else None,
                 "after_load": "chat" in plan.only or "stream" in plan.only,
             }
             for name, gw in setup.gateways.items()
@@ -420,10 +512,17 @@ def main(argv: list[str] | None = None) -> int:
                 setup.llmb.stop()
         mocks.stop()
 
-    doc = report.build(args=args, argv=sys.argv[1:] if argv is None else argv, plan=vars(plan),
-                       results=results, gateways=setup.gateways if setup else {},
-                       notes=setup.notes if setup else {}, setup_error=setup_error,
-                       elapsed_s=time.time() - t_start, mocks=mocks)
+    doc = report.build(
+        args=args,
+        argv=sys.argv[1:] if argv is None else argv,
+        plan=vars(plan),
+        results=results,
+        gateways=setup.gateways if setup else {},
+        notes=setup.notes if setup else {},
+        setup_error=setup_error,
+        elapsed_s=time.time() - t_start,
+        mocks=mocks,
+    )
     report.write(doc, Path(args.out), Path(args.markdown))
     print(report.table(doc))
     log(f"wrote {args.out} and {args.markdown} in {time.time() - t_start:.0f} s")

@@ -4,7 +4,8 @@ It speaks just what the benchmark uses, with the real `LLMRouter` behind it: the
 `POST /api/llm-backends`, `PUT /api/llm-backends/{id}`, `GET /api/llm-backends/model/{name}`,
 `GET /health`, and the gateway's `POST /v1/chat/completions` (JSON and SSE). Configs live in
 memory and in `stub-configs.json` in the working directory, so they survive a restart (the
-cold-start scenario restarts it). Its numbers are labelled "stub" and never stand for the real server's.
+cold-start scenario restarts it). Its numbers are labelled "stub" and never stand for the
+real server's.
 
     python -m bench.stub_gateway --port 8080     # env: ADMIN_API_TOKEN, OLLAMA_URL
 """
@@ -104,25 +105,40 @@ async def chat(request: web.Request) -> web.StreamResponse:
     try:
         if body.get("stream"):
             return await _stream(request, router, body, model, created)
-        result = await router.chat_result(model, body["messages"], body.get("temperature"),
-                                          body.get("max_tokens"))
+        result = await router.chat_result(
+            model, body["messages"], body.get("temperature"), body.get("max_tokens")
+        )
     except LLMRouterError as error:
         return _json({"error": {"message": str(error)}}, error.http_status)
-    usage = {"prompt_tokens": result.prompt_tokens or 0,
-             "completion_tokens": result.completion_tokens or 0}
+    usage = {
+        "prompt_tokens": result.prompt_tokens or 0,
+        "completion_tokens": result.completion_tokens or 0,
+    }
     usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
-    return _json({
-        "id": "chatcmpl-stub", "object": "chat.completion", "created": created, "model": model,
-        "choices": [{"index": 0, "finish_reason": result.finish_reason,
-                     "message": {"role": "assistant", "content": result.response}}],
-        "usage": usage,
-    })
+    return _json(
+        {
+            "id": "chatcmpl-stub",
+            "object": "chat.completion",
+            "created": created,
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": result.finish_reason,
+                    "message": {"role": "assistant", "content": result.response},
+                }
+            ],
+            "usage": usage,
+        }
+    )
 
 
-async def _stream(request: web.Request, router: LLMRouter, body: dict[str, Any], model: str,
-                  created: int) -> web.StreamResponse:
-    chunks = router.stream_chat_chunks(model, body["messages"], body.get("temperature"),
-                                       body.get("max_tokens"))
+async def _stream(
+    request: web.Request, router: LLMRouter, body: dict[str, Any], model: str, created: int
+) -> web.StreamResponse:
+    chunks = router.stream_chat_chunks(
+        model, body["messages"], body.get("temperature"), body.get("max_tokens")
+    )
     first = await anext(chunks)
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
     await resp.prepare(request)
@@ -130,9 +146,13 @@ async def _stream(request: web.Request, router: LLMRouter, body: dict[str, Any],
     try:
         while True:
             delta = {"content": chunk.text} if chunk.text else {}
-            event = {"id": "chatcmpl-stub", "object": "chat.completion.chunk", "created": created,
-                     "model": model, "choices": [{"index": 0, "delta": delta,
-                                                  "finish_reason": chunk.finish_reason}]}
+            event = {
+                "id": "chatcmpl-stub",
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": chunk.finish_reason}],
+            }
             await resp.write(b"data: " + orjson.dumps(event) + b"\n\n")
             if chunk.done:
                 break
@@ -150,8 +170,11 @@ def make_app() -> web.Application:
     app = web.Application()
     configs = _load()
     app[CONFIGS] = configs
-    app[ROUTER] = LLMRouter(config_source=MemorySource(configs), stats_sink=None,
-                            ollama_url=os.environ.get("OLLAMA_URL"))
+    app[ROUTER] = LLMRouter(
+        config_source=MemorySource(configs),
+        stats_sink=None,
+        ollama_url=os.environ.get("OLLAMA_URL"),
+    )
     app.router.add_get("/health", health)
     app.router.add_post("/api/llm-backends", create)
     app.router.add_put("/api/llm-backends/{id}", update)

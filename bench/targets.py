@@ -23,8 +23,11 @@ LITELLM_DIR = procs.BENCH / "litellm"
 
 
 def chat_body(model: str, stream: bool = False) -> dict[str, Any]:
-    body: dict[str, Any] = {"model": model, "messages": [{"role": "user", "content": "hi"}],
-                            "max_tokens": 16}
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": [{"role": "user", "content": "hi"}],
+        "max_tokens": 16,
+    }
     if stream:
         body["stream"] = True
     return body
@@ -51,14 +54,21 @@ class Http:
         self.timeout = timeout
         self.conn: http.client.HTTPConnection | None = None
 
-    def request(self, method: str, path: str, body: Any = None,
-                headers: dict[str, str] | None = None, timeout: float | None = None) -> Reply:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> Reply:
         data = None if body is None else json.dumps(body).encode()
         hdrs = {"Content-Type": "application/json", **(headers or {})}
         for attempt in (1, 2):
             if self.conn is None:
-                self.conn = http.client.HTTPConnection("127.0.0.1", self.port,
-                                                       timeout=timeout or self.timeout)
+                self.conn = http.client.HTTPConnection(
+                    "127.0.0.1", self.port, timeout=timeout or self.timeout
+                )
             t0 = time.perf_counter()
             try:
                 self.conn.request(method, path, body=data, headers=hdrs)
@@ -131,9 +141,15 @@ class Gateway:
         self.port = self.port or procs.free_port()
         argv = [a.replace("{port}", str(self.port)) for a in self.argv]
         self.starts += 1
-        self.child = procs.spawn(f"{self.name}-{self.starts}".replace(" ", "_"), argv,
-                                 port=self.port, cpus=procs.GATEWAY_CPU, env=self.env,
-                                 log_dir=self.log_dir, cwd=self.cwd)
+        self.child = procs.spawn(
+            f"{self.name}-{self.starts}".replace(" ", "_"),
+            argv,
+            port=self.port,
+            cpus=procs.GATEWAY_CPU,
+            env=self.env,
+            log_dir=self.log_dir,
+            cwd=self.cwd,
+        )
         return self.child
 
     def start_until_chat(self, timeout: float) -> float:
@@ -173,10 +189,12 @@ class Mocks:
     paced: procs.Child
     other: procs.Child
     hang: procs.Child
+    #: The same instant mock, but on the gateway's core: measures the cross-core round trip.
+    xcore: procs.Child
     closed_port: int
 
     def all(self) -> list[procs.Child]:
-        return [self.main, self.paced, self.other, self.hang]
+        return [self.main, self.paced, self.other, self.hang, self.xcore]
 
     def stop(self) -> None:
         for child in self.all():
@@ -190,17 +208,34 @@ def start_mocks(log_dir: Path, paced_chunk_delay_ms: float) -> Mocks:
     main = procs.start_mock("mock-main", log_dir=log_dir)
     paced = procs.spawn(
         "mock-paced",
-        [procs.PYTHON, "-m", "bench.mock_backend", "--port", str(port := procs.free_port()),
-         "--chunks", "8", "--chunk-delay-ms", str(paced_chunk_delay_ms)],
-        port=port, cpus=procs.CLIENT_CPU, log_dir=log_dir)
+        [
+            procs.PYTHON,
+            "-m",
+            "bench.mock_backend",
+            "--port",
+            str(port := procs.free_port()),
+            "--chunks",
+            "8",
+            "--chunk-delay-ms",
+            str(paced_chunk_delay_ms),
+        ],
+        port=port,
+        cpus=procs.CLIENT_CPU,
+        log_dir=log_dir,
+    )
     procs.wait_http(paced, "/health", 15)
     other = procs.start_mock("mock-b", text=OTHER_TEXT, log_dir=log_dir)
     hang = procs.start_mock("mock-hang", hang=True, log_dir=log_dir)
-    return Mocks(main, paced, other, hang, procs.free_port())
+    xcore = procs.start_mock("mock-xcore", cpus=procs.GATEWAY_CPU, log_dir=log_dir)
+    return Mocks(main, paced, other, hang, xcore, procs.free_port())
 
 
 def direct_target(mocks: Mocks) -> Target:
     return Target("direct", mocks.main.port, {}, "mock", "mock")
+
+
+def xcore_target(mocks: Mocks) -> Target:
+    return Target("direct, mock on core 0", mocks.xcore.port, {}, "mock", "mock")
 
 
 def direct_paced_target(mocks: Mocks) -> Target:
@@ -215,20 +250,20 @@ def llm_backends_cli() -> Path | None:
     return cli if cli.exists() else None
 
 
-def llm_backends_gateway(work: Path, mocks: Mocks, *, stub: bool,
-                         log_level: str | None) -> Gateway:
+def llm_backends_gateway(
+    work: Path, ollama_url: str, *, stub: bool, log_level: str | None
+) -> Gateway:
     token = "bench-" + secrets.token_hex(16)
     env: dict[str, str | None] = {
         "DATABASE_URL": f"sqlite:///{work / 'bench.db'}",
         "ADMIN_API_TOKEN": token,
-        "OLLAMA_URL": mocks.main.url,
+        "OLLAMA_URL": ollama_url,
         "TOKEN_FILE": str(work / "token"),
     }
     if log_level:
         env["LOG_LEVEL"] = log_level
     if stub:
-        argv = [procs.PYTHON, "-m", "bench.stub_gateway", "--host", "127.0.0.1",
-                "--port", "{port}"]
+        argv = [procs.PYTHON, "-m", "bench.stub_gateway", "--host", "127.0.0.1", "--port", "{port}"]
         name = "llm-backends (stub)"
     else:
         cli = llm_backends_cli()
@@ -245,13 +280,20 @@ def admin_token(gw: Gateway) -> str:
     return str(gw.env["ADMIN_API_TOKEN"])
 
 
+def cfg(name: str, kind: str, url: str, timeout: int = 30) -> dict[str, Any]:
+    """One Admin API config body."""
+    return {
+        "model_name": name,
+        "backend_type": kind,
+        "endpoint_url": url,
+        "enabled": True,
+        "timeout_seconds": timeout,
+        "max_tokens": 16,
+    }
+
+
 def llm_backends_configs(mocks: Mocks) -> list[dict[str, Any]]:
     """The configs the scenarios use, created through the Admin API."""
-
-    def cfg(name: str, kind: str, url: str, timeout: int = 30) -> dict[str, Any]:
-        return {"model_name": name, "backend_type": kind, "endpoint_url": url,
-                "enabled": True, "timeout_seconds": timeout, "max_tokens": 16}
-
     dead = f"http://127.0.0.1:{mocks.closed_port}"
     return [
         cfg("bench-openai", "openai", mocks.main.url),
@@ -265,17 +307,19 @@ def llm_backends_configs(mocks: Mocks) -> list[dict[str, Any]]:
     ]
 
 
-def create_configs(gw: Gateway, mocks: Mocks) -> dict[str, int]:
-    """POST every config; model name -> id. Raises with the server's answer on failure."""
+def create_configs(gw: Gateway, configs: list[dict[str, Any]]) -> dict[str, int]:
+    """POST each config; model name -> id. Raises with the server's answer on failure."""
     client = Http(gw.port)
     auth = {"Authorization": f"Bearer {admin_token(gw)}"}
     ids: dict[str, int] = {}
     try:
-        for body in llm_backends_configs(mocks):
+        for body in configs:
             reply = client.request("POST", "/api/llm-backends", body, auth)
             if reply.status != 201:
-                raise RuntimeError(f"POST /api/llm-backends {body['model_name']}: "
-                                   f"HTTP {reply.status} {reply.body[:300]!r}")
+                raise RuntimeError(
+                    f"POST /api/llm-backends {body['model_name']}: "
+                    f"HTTP {reply.status} {reply.body[:300]!r}"
+                )
             ids[body["model_name"]] = int(reply.json()["id"])
     finally:
         client.close()
@@ -306,10 +350,20 @@ def litellm_gateway(work: Path, mocks: Mocks) -> Gateway:
     }
     for var in ("DATABASE_URL", "REDIS_HOST", "REDIS_URL"):
         env[var] = None  # no database, no cache, whatever the caller's environment says
-    argv = [str(LITELLM_VENV / "bin" / "litellm"), "--config", str(LITELLM_DIR / "config.yaml"),
-            "--host", "127.0.0.1", "--port", "{port}", "--num_workers", "1"]
-    gw = Gateway("litellm", argv, env, work, work / "logs",
-                 headers={"Authorization": f"Bearer {key}"})
+    argv = [
+        str(LITELLM_VENV / "bin" / "litellm"),
+        "--config",
+        str(LITELLM_DIR / "config.yaml"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "{port}",
+        "--num_workers",
+        "1",
+    ]
+    gw = Gateway(
+        "litellm", argv, env, work, work / "logs", headers={"Authorization": f"Bearer {key}"}
+    )
     gw.version = _pkg_version(str(LITELLM_VENV / "bin" / "python"), "litellm")
     return gw
 
@@ -321,8 +375,9 @@ def _pkg_version(python: str, package: str) -> str:
         return ""
     code = f"import importlib.metadata as m; print(m.version({package!r}))"
     try:
-        out = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=30,
-                             check=False)
+        out = subprocess.run(
+            [python, "-c", code], capture_output=True, text=True, timeout=30, check=False
+        )
     except (OSError, subprocess.TimeoutExpired):
         return ""
     return out.stdout.strip()
@@ -336,4 +391,3 @@ def wrk_version() -> str:
         return ""
     out = subprocess.run([wrk, "-v"], capture_output=True, text=True, timeout=10, check=False)
     return (out.stdout or out.stderr).splitlines()[0].strip() if (out.stdout or out.stderr) else ""
-

@@ -12,6 +12,8 @@ from llm_backends.admin import health
 from llm_backends.admin import routes as admin_routes
 from llm_backends.admin.auth import Authenticator
 from llm_backends.admin.errors import install_error_handlers, validation_error_schema
+from llm_backends.gateway import components as gateway_components
+from llm_backends.gateway import install_gateway, start_gateway
 from llm_backends.limits import BodySizeLimit
 from llm_backends.settings import Settings
 from llm_backends.store.db import engine_from_settings, session_factory
@@ -30,9 +32,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sessions = session_factory(engine)
         app.state.authenticator = Authenticator(app.state.sessions, settings.admin_api_token)
         app.state.config_changes = ConfigChanges()
+        # One router for the gateway, over the store; Admin API writes invalidate its cache.
+        app.state.gateway = start_gateway(
+            settings, app.state.sessions, app.state.authenticator, app.state.config_changes
+        )
         try:
             yield
         finally:
+            await app.state.gateway.close()
             await engine.dispose()
 
     app = FastAPI(
@@ -44,21 +51,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(admin_routes.router)
+    install_gateway(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     _use_string_validation_errors(app)
     return app
 
 
 def _use_string_validation_errors(app: FastAPI) -> None:
-    """Document the 422 body we actually send (`detail` is a string naming the fields)."""
+    """Document the 422 body we actually send (`detail` is a string naming the fields), and
+    the gateway's request and response schemas (its routes parse their bodies themselves)."""
     build_schema = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = build_schema()
-            components = schema.get("components", {}).get("schemas", {})
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
             if "HTTPValidationError" in components:
                 components["HTTPValidationError"] = validation_error_schema()
+            components.update(gateway_components())
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -10,12 +10,13 @@ from structlog.testing import capture_logs
 from llm_backends import (
     BackendRequestError,
     BackendUnavailable,
+    LLMRouter,
     LLMRouterError,
     ModelNotFound,
 )
 from llm_backends.router.types import BackendConfig, Result
 from tests.fakes.common import FakeServer
-from tests.router.support import MODEL, DictSource
+from tests.router.support import MODEL, DictSource, router_settings
 
 RESULT_KEYS = {
     "response",
@@ -242,9 +243,6 @@ async def test_abandoned_stream_releases_the_backend(
 async def test_router_is_an_async_context_manager(
     source: DictSource, fake_ollama: FakeServer
 ) -> None:
-    from llm_backends import LLMRouter
-    from tests.router.support import router_settings
-
     source.add(MODEL, "ollama", fake_ollama.url)
     async with LLMRouter(settings=router_settings(), config_source=source) as router:
         assert (await router.generate(MODEL, "hi"))["backend"] == "ollama"

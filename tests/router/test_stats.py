@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from contextlib import aclosing
 
 import pytest
 from structlog.testing import capture_logs
@@ -164,3 +165,17 @@ async def test_without_token_stats_are_not_reported(
     assert fake_admin.state.reports == []
     await router.close()
     assert fake_admin.state.reports == []
+
+
+async def test_abandoned_stream_counts_as_one_request(
+    make_router, source: DictSource, fake_ollama: FakeServer, sink: RecordingSink
+) -> None:
+    source.add(MODEL, "ollama", fake_ollama.url)
+    fake_ollama.configure(chunks=5)
+    router = make_router(config_source=source, stats_sink=sink)
+    async with aclosing(router.stream_chunks(MODEL, "hi")) as stream:
+        await anext(stream)
+    async for _ in router.stream(MODEL, "hi"):
+        pass
+    stats = router.pending_stats()
+    assert [(s.model_name, s.requests, s.errors) for s in stats] == [(MODEL, 2, 0)]

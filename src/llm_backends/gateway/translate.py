@@ -186,13 +186,15 @@ def ollama_stats(
     between first and last chunk); the rest of `total_seconds` is reported as prompt
     evaluation. Nothing is loaded by the gateway, so load_duration is 0.
     """
-    total = max(int(total_seconds * NS_PER_S), 1)
-    generating = total if eval_seconds is None else min(int(eval_seconds * NS_PER_S), total)
+    measured = max(int(total_seconds * NS_PER_S), 1)
+    generating = measured if eval_seconds is None else max(int(eval_seconds * NS_PER_S), 1)
+    # A backend's own generation time is kept as it reported it; the total covers it.
+    total = max(measured, generating)
     stats = {
         "total_duration": total,
         "load_duration": 0,
         "prompt_eval_duration": total - generating,
-        "eval_duration": max(generating, 1),
+        "eval_duration": generating,
     }
     if prompt_tokens is not None:
         stats["prompt_eval_count"] = prompt_tokens

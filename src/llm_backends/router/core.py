@@ -17,6 +17,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from contextlib import aclosing
 from typing import Any, NoReturn
 
+import aiohttp
 import structlog
 
 from llm_backends.router.backends import backend_classes
@@ -370,13 +371,16 @@ class LLMRouter:
         handle.endpoint = attempt.endpoint
         handle.fallback_from = first_error.backend if first_error is not None else None
         final = first if first.done else None
+        ended = False
         try:
             yield first
             async for chunk in chunks:
                 if chunk.done:
                     final = chunk
                 yield chunk
+            ended = True
         except LLMRouterError as error:
+            ended = True
             # Text already reached the caller: another backend can't continue it.
             if is_health_failure(error):
                 self._breakers.get(attempt.endpoint).record_failure()
@@ -391,6 +395,12 @@ class LLMRouter:
             raise interrupted from error
         finally:
             await chunks.aclose()
+            if not ended:
+                # The caller stopped early (its client went away): a request, not a failure.
+                log.debug("llm_stream_abandoned", model=model, backend=attempt.kind)
+                if self._stats is not None:
+                    latency_ms = (time.perf_counter() - started) * 1000.0
+                    self._stats.record(model, latency_ms, None, False)
         handle.final = final
         self._finish(
             model,
@@ -549,7 +559,7 @@ class LLMRouter:
                 self._stats.detach()  # a timer of a previous loop will never fire
         return scope
 
-    def _session(self) -> Any:
+    def _session(self) -> aiohttp.ClientSession:
         return self._current_scope().session
 
     async def _on_loop_end(self) -> None:

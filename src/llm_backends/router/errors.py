@@ -8,6 +8,8 @@ class LLMRouterError(Exception):
 
     #: HTTP status a gateway answers with for this error.
     http_status: int = 502
+    #: The backend that failed first when this error ended a fallback (auto), else None.
+    fallback_from: str | None = None
 
     def __init__(
         self,

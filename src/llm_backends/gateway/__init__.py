@@ -1,0 +1,21 @@
+"""OpenAI- and Ollama-compatible facades over the router, served by the Admin API's app.
+
+`install_gateway(app)` adds the routes; `start_gateway(...)` (in the app's lifespan) makes the
+one LLMRouter they share, over the store in this process.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from llm_backends.gateway import metrics_api, ollama_api, openai_api
+from llm_backends.gateway.docs import components
+from llm_backends.gateway.service import Gateway, start_gateway
+
+__all__ = ["Gateway", "components", "install_gateway", "start_gateway"]
+
+
+def install_gateway(app: FastAPI) -> None:
+    app.include_router(openai_api.router)
+    app.include_router(ollama_api.router)
+    app.include_router(metrics_api.router)

@@ -1,0 +1,115 @@
+"""Prometheus metrics of the gateway, in a registry of its own (never the global one: several
+apps may live in one process, e.g. in tests).
+
+Model names come from clients and unknown ones still route (to the default Ollama), so the
+`model` label is capped: past `max_models` distinct names, new ones count as "other".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from llm_backends.gateway.errors import Protocol, error_code, redact
+from llm_backends.router.errors import LLMRouterError
+
+#: Seconds: from an instant mock to a long generation.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+OTHER_MODEL = "other"
+#: Breaker state -> gauge value: 1 refuses requests, 0.5 lets one probe through, 0 is healthy.
+BREAKER_VALUES = {"open": 1.0, "half_open": 0.5, "closed": 0.0}
+
+
+class BreakerCollector(Collector):
+    """`llm_gateway_breaker_open{endpoint}`, read from the router at scrape time."""
+
+    def __init__(self, states: Callable[[], Mapping[str, str]]) -> None:
+        self._states = states
+
+    def collect(self) -> Iterator[Metric]:
+        gauge = GaugeMetricFamily(
+            "llm_gateway_breaker_open",
+            "Circuit breaker per backend endpoint: 1 open, 0.5 half-open (probing), 0 closed.",
+            labels=["endpoint"],
+        )
+        for endpoint, state in sorted(self._states().items()):
+            gauge.add_metric([redact(endpoint)], BREAKER_VALUES.get(state, 0.0))
+        yield gauge
+
+
+class GatewayMetrics:
+    """Counters updated on the request path (a label lookup and an add each)."""
+
+    def __init__(
+        self, breaker_states: Callable[[], Mapping[str, str]], *, max_models: int = 500
+    ) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._max_models = max_models
+        self._models: set[str] = set()
+        self._requests = Counter(
+            "llm_gateway_requests_total",
+            "Gateway generation requests by model, answering backend, HTTP status and protocol.",
+            ["model", "backend", "status", "protocol"],
+            registry=self.registry,
+        )
+        self._duration = Histogram(
+            "llm_gateway_request_duration_seconds",
+            "Time from request to the end of the answer (a stream's last byte), routed requests.",
+            ["model", "backend"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self._fallbacks = Counter(
+            "llm_gateway_fallbacks_total",
+            "Requests answered (or failed) by a fallback backend after the first one failed.",
+            ["model", "from_backend", "to_backend"],
+            registry=self.registry,
+        )
+        self._upstream_errors = Counter(
+            "llm_gateway_upstream_errors_total",
+            "Backend failures returned to clients, by error code (e.g. backend_timeout).",
+            ["model", "backend", "error"],
+            registry=self.registry,
+        )
+        self.registry.register(BreakerCollector(breaker_states))
+
+    def model_label(self, model: str) -> str:
+        if model in self._models or not model:
+            return model
+        if len(self._models) >= self._max_models:
+            return OTHER_MODEL
+        self._models.add(model)
+        return model
+
+    def request(
+        self,
+        protocol: Protocol,
+        model: str,
+        backend: str,
+        status: str,
+        seconds: float | None,
+    ) -> None:
+        """One finished request; `seconds` is None when it never reached the router."""
+        label = self.model_label(model)
+        self._requests.labels(label, backend, status, protocol.value).inc()
+        if seconds is not None:
+            self._duration.labels(label, backend).observe(seconds)
+
+    def fallback(self, model: str, from_backend: str, to_backend: str) -> None:
+        self._fallbacks.labels(self.model_label(model), from_backend, to_backend).inc()
+
+    def upstream_error(self, model: str, backend: str, error: str) -> None:
+        self._upstream_errors.labels(self.model_label(model), backend, error).inc()
+
+    def routed_error(self, model: str, error: LLMRouterError) -> None:
+        """A router error before any byte was sent: count it, and its fallback if it had one."""
+        self.upstream_error(model, error.backend, error_code(error))
+        first = getattr(error, "fallback_from", None)
+        if first:
+            self.fallback(model, first, error.backend)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,65 @@
+"""The gateway's router reads configs from, and reports stats to, the store in this process:
+no HTTP round trip to its own Admin API.
+
+The store is read once per model per cache miss (the router's TTL, or the next request after
+an Admin API write invalidated it), never per request. When the database is down the source
+raises ConfigSourceUnavailable, and the router keeps serving what it had cached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from llm_backends.admin.errors import DATABASE_ERRORS
+from llm_backends.router.config_source import ConfigSourceUnavailable
+from llm_backends.router.stats import ModelStats
+from llm_backends.router.types import BackendConfig
+from llm_backends.store import backends as store
+from llm_backends.store.models import LLMBackend
+
+
+def to_config(row: LLMBackend) -> BackendConfig:
+    return BackendConfig(
+        model_name=row.model_name,
+        backend_type=row.backend_type,
+        endpoint_url=row.endpoint_url,
+        backend_model=row.backend_model,
+        enabled=row.enabled,
+        max_tokens=row.max_tokens,
+        temperature_default=row.temperature_default,
+        timeout_seconds=float(row.timeout_seconds),
+        id=row.id,
+    )
+
+
+class StoreConfigSource:
+    """A ConfigSource over the store; a lookup takes at most `timeout` seconds."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, timeout: float) -> None:
+        self._sessions = sessions
+        self._timeout = timeout
+
+    async def get(self, model_name: str) -> BackendConfig | None:
+        try:
+            async with asyncio.timeout(self._timeout), self._sessions() as session:
+                row = await store.get_enabled_backend(session, model_name)
+        except DATABASE_ERRORS as error:
+            raise ConfigSourceUnavailable(
+                f"config store unavailable: {type(error).__name__}: {error}"
+            ) from error
+        return None if row is None else to_config(row)
+
+
+class StoreStatsSink:
+    """A StatsSink folding the router's batches into the store's running totals."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def report(self, batch: Sequence[ModelStats]) -> None:
+        batches = [store.ModelStatsBatch(**stats.as_dict()) for stats in batch]
+        async with self._sessions() as session:
+            await store.fold_stats(session, batches)

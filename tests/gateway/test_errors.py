@@ -1,0 +1,189 @@
+"""Errors in each protocol's own shape and with the right status: backend down 502, timeout
+504, model unknown to its backend 404, bad bodies 400 naming the field; no secrets leak."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ollama
+import openai
+import pytest
+
+from tests.fakes.common import FakeServer
+from tests.gateway.conftest import GatewayServer
+
+MODEL = "phi3:mini"
+CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
+
+
+def openai_error(response: Any) -> dict[str, Any]:
+    body = response.json()
+    assert set(body) == {"error"}, body
+    assert set(body["error"]) == {"message", "type", "param", "code"}, body
+    return body["error"]
+
+
+def ollama_error(response: Any) -> str:
+    body = response.json()
+    assert set(body) == {"error"} and isinstance(body["error"], str), body
+    return body["error"]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_backend_down_is_502_in_both_shapes(
+    gateway: GatewayServer, refused_url: str, stream: bool
+) -> None:
+    gateway.add(MODEL, "openai", refused_url)
+    http = gateway.http()
+    response = http.post("/v1/chat/completions", json={**CHAT, "stream": stream})
+    assert response.status_code == 502
+    error = openai_error(response)
+    assert error["code"] == "backend_unavailable"
+    assert error["type"] == "api_error"
+    assert MODEL in error["message"] and "cannot reach backend" in error["message"]
+    assert response.headers["x-llm-backend"] == "openai"
+
+    response = http.post("/api/chat", json={**CHAT, "stream": stream})
+    assert response.status_code == 502
+    assert "cannot reach backend" in ollama_error(response)
+
+
+def test_clients_raise_their_own_errors_for_502(gateway: GatewayServer, refused_url: str) -> None:
+    gateway.add(MODEL, "ollama", refused_url)
+    with pytest.raises(openai.InternalServerError) as raised:
+        gateway.openai().chat.completions.create(model=MODEL, messages=CHAT["messages"])
+    assert raised.value.status_code == 502
+    with pytest.raises(ollama.ResponseError) as from_ollama:
+        gateway.ollama().generate(model=MODEL, prompt="hi")
+    assert from_ollama.value.status_code == 502
+    assert "cannot reach backend" in from_ollama.value.error
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_timeout_is_504(gateway: GatewayServer, fake_ollama: FakeServer, stream: bool) -> None:
+    gateway.add(MODEL, "ollama", fake_ollama.url, timeout_seconds=1)
+    fake_ollama.configure(delay=30)  # ended early when the gateway gives up
+    response = gateway.http().post("/api/generate", json={"model": MODEL, "prompt": "hi", "stream": stream})
+    assert response.status_code == 504
+    assert "no answer within 1s" in ollama_error(response)
+    assert fake_ollama.wait_for_abort()
+
+
+def test_model_unknown_to_its_backend_is_404(
+    gateway: GatewayServer, fake_openai: FakeServer
+) -> None:
+    gateway.add(MODEL, "openai", fake_openai.url, backend_model="not-served")
+    fake_openai.configure(enforce_models=True)
+    with pytest.raises(openai.NotFoundError) as raised:
+        gateway.openai().chat.completions.create(model=MODEL, messages=CHAT["messages"])
+    assert raised.value.code == "model_not_found"
+    response = gateway.http().post("/api/chat", json={**CHAT, "stream": False})
+    assert response.status_code == 404
+    assert "not-served" in ollama_error(response)
+
+
+def test_backend_rejecting_the_request_is_400(
+    gateway: GatewayServer, fake_ollama: FakeServer
+) -> None:
+    gateway.add(MODEL, "ollama", fake_ollama.url)
+    fake_ollama.fail(400, "invalid option")
+    with pytest.raises(openai.BadRequestError) as raised:
+        gateway.openai().chat.completions.create(model=MODEL, messages=CHAT["messages"])
+    assert raised.value.code == "backend_request_error"
+    assert "invalid option" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("body", "param", "message"),
+    [
+        ({"model": MODEL}, "messages", "messages: Field required"),
+        ({"messages": CHAT["messages"]}, "model", "model: Field required"),
+        ({**CHAT, "messages": []}, "messages", "messages: List should have at least 1 item"),
+        ({**CHAT, "messages": [{"content": "x"}]}, "messages.0.role", "messages.0.role: Field required"),
+        ({**CHAT, "temperature": "hot"}, "temperature", "temperature: Input should be a valid number"),
+        ({**CHAT, "temperature": 9}, "temperature", "temperature: Input should be less than or equal to 2"),
+        ({**CHAT, "stream": "yes"}, "stream", "stream: Input should be a valid boolean"),
+        ({**CHAT, "n": 2}, "n", "n: Input should be 1"),
+        ({**CHAT, "tools": [{"type": "function"}]}, "tools", "tools: List should have at most 0 items"),
+    ],
+)
+def test_bad_openai_bodies_are_400_naming_the_field(
+    gateway: GatewayServer, body: dict[str, Any], param: str, message: str
+) -> None:
+    response = gateway.http().post("/v1/chat/completions", json=body)
+    assert response.status_code == 400
+    error = openai_error(response)
+    assert error["type"] == "invalid_request_error"
+    assert error["param"] == param
+    assert error["message"].startswith(message)
+
+
+def test_openai_client_sees_the_field_in_a_bad_request(gateway: GatewayServer) -> None:
+    with pytest.raises(openai.BadRequestError) as raised:
+        gateway.openai().completions.create(model=MODEL, prompt="hi", n=3)
+    assert raised.value.param == "n"
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "message"),
+    [
+        ("/api/generate", {"prompt": "hi"}, "model: Field required"),
+        ("/api/generate", {"model": ""}, "model: String should have at least 1 character"),
+        ("/api/generate", {"model": MODEL, "options": {"temperature": "x"}}, "options.temperature: "),
+        ("/api/generate", {"model": MODEL, "images": ["aGk="]}, "images: List should have at most 0"),
+        ("/api/chat", {"model": MODEL, "messages": [{"role": "robot"}]}, "messages.0.role: Input should be"),
+        ("/api/chat", {"model": MODEL, "format": "json"}, "format: Input should be ''"),
+        ("/api/show", {}, "model: Field required"),
+    ],
+)
+def test_bad_ollama_bodies_are_400_naming_the_field(
+    gateway: GatewayServer, path: str, body: dict[str, Any], message: str
+) -> None:
+    response = gateway.http().post(path, json=body)
+    assert response.status_code == 400
+    assert ollama_error(response).startswith(message)
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/api/chat"])
+@pytest.mark.parametrize("content", [b"{not json", b"[1, 2]", b""])
+def test_unparseable_bodies_are_400(gateway: GatewayServer, path: str, content: bytes) -> None:
+    response = gateway.http().post(path, content=content, headers={"content-type": "application/json"})
+    assert response.status_code == 400
+    body = response.json()
+    message = body["error"]["message"] if path.startswith("/v1") else body["error"]
+    assert message.startswith("body: ")
+
+
+def test_ollama_client_error_for_bad_request(gateway: GatewayServer) -> None:
+    with pytest.raises(ollama.ResponseError) as raised:
+        gateway.ollama().chat(model=MODEL, messages=[{"role": "user", "content": "hi"}], format="json")
+    assert raised.value.status_code == 400
+    assert "format" in raised.value.error
+
+
+def test_error_messages_do_not_leak_credentials(gateway: GatewayServer, refused_url: str) -> None:
+    """Endpoints may carry a key in their query string; error messages name the endpoint."""
+    gateway.add(MODEL, "ollama", refused_url + "/?api_key=sk-hidden&token=s3cret")
+    for path in ("/v1/chat/completions", "/api/chat"):
+        response = gateway.http().post(path, json=CHAT)
+        assert response.status_code == 502
+        assert "sk-hidden" not in response.text and "s3cret" not in response.text
+        assert "api_key=[redacted]" in response.text
+
+
+def test_no_traceback_on_a_gateway_bug(
+    gateway: GatewayServer, fake_ollama: FakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever breaks inside, the answer is a protocol error, never a bare 500 page."""
+    from llm_backends.gateway import translate
+
+    def broken(*args: Any) -> Any:
+        raise RuntimeError("secret internals")
+
+    gateway.add(MODEL, "ollama", fake_ollama.url)
+    monkeypatch.setattr(translate, "completion_id", broken)
+    response = gateway.http().post("/v1/chat/completions", json=CHAT)
+    assert response.status_code == 500
+    error = openai_error(response)
+    assert error["message"] == "internal gateway error"
+    assert "secret internals" not in response.text
