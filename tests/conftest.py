@@ -21,6 +21,7 @@ from llm_backends.settings import Settings
 from llm_backends.store import migrate
 from llm_backends.store.db import create_engine, session_factory
 from llm_backends.store.models import ApiToken, LLMBackend
+from tests.fakes.fixtures import *  # noqa: F403  (fake Ollama/OpenAI servers, real mlx_lm.server)
 from tests.fakes.server import ServerThread
 
 POSTGRES_ADMIN_DSN = os.environ.get(

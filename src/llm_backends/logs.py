@@ -42,6 +42,9 @@ def _orjson_dumps(event: Any, **_kwargs: Any) -> bytes:
 def configure_logging(level: str = "INFO", json: bool = True) -> None:
     level_number = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
     logging.basicConfig(level=level_number, format="%(message)s")
+    # Driver chatter (every statement, every thread hop) is not this service's story.
+    for noisy in ("sqlalchemy", "aiosqlite", "asyncpg"):
+        logging.getLogger(noisy).setLevel(max(level_number, logging.WARNING))
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,

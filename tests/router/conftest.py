@@ -1,7 +1,6 @@
 """Fixtures of the router tests (the test doubles live in support.py).
 
-The fake Ollama/OpenAI servers come from tests/fakes/fixtures.py (imported here until the top
-conftest imports them).
+The fake Ollama/OpenAI servers come from tests/fakes/fixtures.py, through tests/conftest.py.
 """
 
 from __future__ import annotations
@@ -12,7 +11,6 @@ from typing import Any
 import pytest
 
 from llm_backends.router.core import LLMRouter
-from tests.fakes.fixtures import *  # noqa: F403
 from tests.fakes.server import free_port, serve
 from tests.router.support import (
     LEAVE_DEFAULT,

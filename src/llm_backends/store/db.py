@@ -20,7 +20,8 @@ def create_engine(
 ) -> AsyncEngine:
     """An engine that fails fast when the database is down (so the API answers 503, not a hang)."""
     url = async_database_url(database_url)
-    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    # Parameters may hold secrets or user data: never put them in logs or error messages.
+    kwargs: dict[str, Any] = {"pool_pre_ping": True, "hide_parameters": True}
     if url.startswith("sqlite"):
         # sqlite3's busy timeout: concurrent writers wait for the lock instead of failing.
         kwargs["connect_args"] = {"timeout": 30}

@@ -1,0 +1,128 @@
+"""Tokens never appear in logs, errors or responses: a real `llm-backends serve` process at
+DEBUG level is driven through auth successes and failures on every surface, and everything it
+printed is searched for every token it saw."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from llm_backends.cli import app as cli
+from tests.fakes.common import FakeServer
+from tests.fakes.server import free_port
+
+BOOTSTRAP = "bootstrap-secret-0123456789abcdef"
+UNKNOWN = "llmb_unknown0123456789abcdefghijklmnopqrstuvw"
+
+
+@pytest.fixture
+def server_env(tmp_path: Path, fake_ollama: FakeServer) -> dict[str, str]:
+    return {
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'secrets.db'}",
+        "ADMIN_API_TOKEN": BOOTSTRAP,
+        "ADMIN_API_URL": "http://127.0.0.1:9",
+        "OLLAMA_URL": fake_ollama.url,
+        "GATEWAY_REQUIRE_AUTH": "true",
+        "LOG_LEVEL": "DEBUG",
+        "TOKEN_FILE": str(tmp_path / "token"),
+    }
+
+
+@pytest.fixture
+def created_tokens(server_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    for key, value in server_env.items():
+        monkeypatch.setenv(key, value)
+    made = {}
+    for scope in ("llm_backends:read", "llm_backends:write", "llm:generate"):
+        result = CliRunner().invoke(cli, ["token", "create", "--scope", scope])
+        assert result.exit_code == 0, result.output
+        made[scope] = result.output.strip().splitlines()[-1]
+    revoked = CliRunner().invoke(cli, ["token", "create", "--scope", "llm_backends:write"])
+    made["revoked"] = revoked.output.strip().splitlines()[-1]
+    assert CliRunner().invoke(cli, ["token", "revoke", "4"]).exit_code == 0
+    return made
+
+
+@pytest.fixture
+def serve(server_env: dict[str, str]) -> Iterator[tuple[str, list[str]]]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "llm_backends.cli", "serve", "--port", str(port)],
+        env={**os.environ, **server_env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    printed: list[str] = []
+    ready = threading.Event()
+
+    def drain() -> None:  # keep reading, or a full pipe would block the server's logging
+        assert process.stdout is not None
+        for line in process.stdout:
+            printed.append(line)
+            if "Uvicorn running" in line:
+                ready.set()
+        ready.set()
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    ready.wait(60)
+    if process.poll() is not None:
+        pytest.fail("server exited before it was ready: " + "".join(printed))
+    yield f"http://127.0.0.1:{port}", printed
+    process.terminate()
+    process.wait(10)
+    reader.join(10)
+
+
+def test_no_token_is_ever_printed_or_returned(
+    serve: tuple[str, list[str]], created_tokens: dict[str, str], fake_ollama: FakeServer
+) -> None:
+    url, printed = serve
+    secrets = [BOOTSTRAP, UNKNOWN, *created_tokens.values()]
+    bodies: list[str] = []
+    body = {"model_name": "m", "backend_type": "ollama", "endpoint_url": fake_ollama.url}
+    with httpx.Client(base_url=url, timeout=30) as client:
+        for token in secrets:
+            for headers in (
+                {"Authorization": f"Bearer {token}"},
+                {"Authorization": f"Basic {token}"},
+                {"Authorization": token},
+                {"api-key": token},
+            ):
+                for method, path, payload in (
+                    ("GET", "/api/llm-backends", None),
+                    ("POST", "/api/llm-backends", body),
+                    ("POST", "/api/llm-backends", {**body, "description": token, "max_tokens": -1}),
+                    ("POST", "/api/llm-backends/metrics", {"stats": "nope"}),
+                    ("POST", "/v1/chat/completions", {"model": "m", "messages": [{"role": "user", "content": "hi"}]}),
+                    ("POST", "/v1/completions", {"model": token}),
+                    ("POST", "/api/generate", {"model": "m", "prompt": "hi", "stream": False}),
+                    ("POST", "/api/chat", {"model": token, "messages": "bad"}),
+                    ("GET", f"/api/llm-backends/model/{token}", None),
+                ):  # fmt: skip
+                    response = client.request(method, path, json=payload, headers=headers)
+                    assert response.status_code < 500, (path, response.text)
+                    bodies.append(response.text)
+                    bodies.append(str(response.headers))
+            client.delete("/api/llm-backends/1", headers={"Authorization": f"Bearer {BOOTSTRAP}"})
+    # A token sent as *data* (a description, a model name) is the client's own data: echoing it
+    # in the field-naming 422 is fine. What must never happen is a token sent as a credential
+    # coming back, so check the responses to pure credential use:
+    with httpx.Client(base_url=url, timeout=30) as client:
+        for token in secrets:
+            for path in ("/api/llm-backends", "/v1/models", "/api/tags"):
+                response = client.get(path, headers={"Authorization": f"Bearer {token}"})
+                assert token not in response.text and token not in str(response.headers)
+    everything_printed = "".join(printed)
+    for token in secrets:
+        assert token not in everything_printed, "a token reached the server's output"
+    assert "routing_llm_request" in everything_printed or "Uvicorn running" in everything_printed
