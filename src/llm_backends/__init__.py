@@ -33,7 +33,17 @@ _EXPORTS = {
     "StreamInterrupted": "llm_backends.router.errors",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "BackendRequestError",
+    "BackendTimeout",
+    "BackendUnavailable",
+    "InvalidBackendResponse",
+    "LLMRouter",
+    "LLMRouterError",
+    "ModelNotFound",
+    "StreamInterrupted",
+    "get_llm_router",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -157,7 +157,7 @@ def token_ensure() -> None:
         typer.echo("Use the ADMIN_API_TOKEN you set:  export TOKEN=$ADMIN_API_TOKEN")
     else:
         typer.echo(
-            "A token already exists; create another with: llm-backends token create --scope llm_backends:write"
+            "A token already exists. Another: llm-backends token create --scope llm_backends:write"
         )
 
 

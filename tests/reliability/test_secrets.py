@@ -20,6 +20,7 @@ from tests.fakes.common import FakeServer
 from tests.fakes.server import free_port
 
 BOOTSTRAP = "bootstrap-secret-0123456789abcdef"
+HELLO = [{"role": "user", "content": "hi"}]
 UNKNOWN = "llmb_unknown0123456789abcdefghijklmnopqrstuvw"
 
 
@@ -103,7 +104,7 @@ def test_no_token_is_ever_printed_or_returned(
                     ("POST", "/api/llm-backends", body),
                     ("POST", "/api/llm-backends", {**body, "description": token, "max_tokens": -1}),
                     ("POST", "/api/llm-backends/metrics", {"stats": "nope"}),
-                    ("POST", "/v1/chat/completions", {"model": "m", "messages": [{"role": "user", "content": "hi"}]}),
+                    ("POST", "/v1/chat/completions", {"model": "m", "messages": HELLO}),
                     ("POST", "/v1/completions", {"model": token}),
                     ("POST", "/api/generate", {"model": "m", "prompt": "hi", "stream": False}),
                     ("POST", "/api/chat", {"model": token, "messages": "bad"}),
