@@ -212,6 +212,37 @@ def process_tree(pid: int) -> list[int]:
     return out
 
 
+def cpu_ticks(pid: int) -> int:
+    """utime + stime of a process tree, in clock ticks (0 for a process that is gone)."""
+    total = 0
+    for p in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
+def wait_idle(
+    pids: Sequence[int], *, window: float = 0.2, max_share: float = 0.05, timeout: float = 10.0
+) -> float:
+    """Until the processes together use < max_share of a core over `window` (bounded).
+
+    A gateway may keep working for a while after its first answer (LiteLLM does); measuring
+    the other one meanwhile, on the same core, would charge it for that. Returns seconds waited.
+    """
+    hz = os.sysconf("SC_CLK_TCK")
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        before = sum(cpu_ticks(p) for p in pids)
+        time.sleep(window)
+        used = (sum(cpu_ticks(p) for p in pids) - before) / hz
+        if used <= max_share * window:
+            break
+    return time.monotonic() - t0
+
+
 def _status_kb(pid: int, key: str) -> int:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():

@@ -192,11 +192,9 @@ def build(
     setup_error: str | None,
     elapsed_s: float,
     mocks: targets.Mocks,
+    loadavg: tuple[tuple[float, ...], tuple[float, ...]],
 ) -> dict[str, Any]:
-    commands = {
-        name: " ".join([*procs.pin_prefix(procs.GATEWAY_CPU), *gw.argv])
-        for name, gw in gateways.items()
-    }
+    commands = {name: _command(gw) for name, gw in gateways.items()}
     commands["mock"] = " ".join(
         [
             *procs.pin_prefix(procs.CLIENT_CPU),
@@ -231,10 +229,12 @@ def build(
     )
     doc = {
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "command": "python -m bench.run " + " ".join(argv),
+        "command": " ".join(["python -m bench.run", *argv]),
         "elapsed_s": round(elapsed_s, 1),
         "plan": plan,
         "machine": machine(),
+        # Other work on the machine (a test suite, say) adds noise: this tells if there was any.
+        "loadavg_1m": {"start": round(loadavg[0][0], 2), "end": round(loadavg[1][0], 2)},
         "versions": versions(gateways),
         "pinning": {
             "gateway_cpu": procs.GATEWAY_CPU if procs.pin_prefix("0") else None,
@@ -257,6 +257,23 @@ def build(
         "httpclient_compare": _httpclient(),
     }
     return doc
+
+
+def _command(gw: targets.Gateway) -> str:
+    """The gateway's command line as run, with its environment; secrets and paths shortened."""
+    env = [f"-u {key}" for key, value in gw.env.items() if value is None]
+    for key, value in gw.env.items():
+        if value is None:
+            continue
+        if any(s in key for s in ("TOKEN", "KEY")) and "FILE" not in key:
+            value = "<random>"
+        env.append(f"{key}={_short(value)}")
+    argv = [_short(a) for a in gw.argv]
+    return " ".join(["env", *env, *procs.pin_prefix(procs.GATEWAY_CPU), *argv])
+
+
+def _short(text: str) -> str:
+    return text.replace(str(procs.ROOT) + "/", "")
 
 
 def _httpclient() -> dict[str, Any] | None:
@@ -425,6 +442,9 @@ def markdown(doc: dict[str, Any]) -> str:
         "",
         f"- {m['nproc']} CPU cores: {m['cpu_model']}; {m['memory_gib']} GiB RAM",
         f"- {m['os']}, Linux {m['kernel']}, Python {m['python']}",
+        f"- 1-minute load average at start {doc['loadavg_1m']['start']}, at end "
+        f"{doc['loadavg_1m']['end']} (the run itself keeps about 1-2 busy; much more means "
+        "other work shared the machine and the figures are noisier)",
         "- versions: " + ", ".join(f"{k} {val}" for k, val in v.items()),
         "",
         "## Method",
@@ -455,8 +475,18 @@ def markdown(doc: dict[str, Any]) -> str:
     for label, vals in rows(doc):
         lines.append(f"| {label} | " + " | ".join(vals) + " |")
     extra = _extra_lines(doc)
+    while extra and not extra[0]:
+        extra = extra[1:]
     if extra:
-        lines += ["", "```", *[e for e in extra], "```"]
+        lines += ["", "```", *extra, "```"]
+    lines += [
+        "",
+        "Reading it: *added* latency is the gateway's p50 minus direct's p50 in the same round. "
+        "It includes two cross-core round trips (load generator to gateway, gateway to mock), "
+        "which the *direct, mock on core 0* column prices on its own. TTFB is measured to the "
+        "first body byte; the paced mock's first chunk leaves at once, so added TTFB is what the "
+        "gateway spends before it starts streaming.",
+    ]
     hc = doc.get("httpclient_compare")
     if hc:
         lines += [

@@ -19,11 +19,13 @@ the load generator and this orchestrator to core 1 (see bench/RESULTS.md).
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,13 +47,15 @@ class Plan:
     lib_blocks: int
     only: tuple[str, ...]
     quick: bool
+    #: Waits until every running gateway is idle; called before each measurement.
+    settle: Callable[[], float] = lambda: 0.0
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Plan]:
     p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="fewer, shorter rounds (~3 min)")
     p.add_argument("--rounds", type=int, help="interleaved rounds (default 3, quick 2)")
-    p.add_argument("--duration", type=float, help="seconds per load run (default 5, quick 2)")
+    p.add_argument("--duration", type=float, help="seconds per load run (default 5, quick 3)")
     p.add_argument("--only", default="", help=f"comma-separated subset of {','.join(SCENARIOS)}")
     p.add_argument(
         "--stub",
@@ -75,7 +79,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Plan]
     q = args.quick
     plan = Plan(
         rounds=args.rounds or (2 if q else 3),
-        duration=args.duration or (2.0 if q else 5.0),
+        duration=args.duration or (3.0 if q else 5.0),
         warmup=0.5 if q else 1.0,
         cold_rounds=1 if q else 3,
         admin_switches=1 if q else 3,
@@ -109,12 +113,19 @@ def run_setup() -> str | None:
 
 
 def fresh_work_dir() -> Path:
-    """bench/.work/run-<time>; older runs are removed (the folder is the benchmark's own)."""
+    """bench/.work/run-<time>-<pid>, for logs, the database and the gateways' cwd.
+
+    Leftovers of finished runs are removed; a run whose process is still alive is left alone
+    (deleting its folder breaks its gateways, which run inside it).
+    """
     base = procs.BENCH / ".work"
     base.mkdir(exist_ok=True)
     for old in base.glob("run-*"):
+        pid = old.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and Path(f"/proc/{pid}").exists():
+            continue
         shutil.rmtree(old, ignore_errors=True)
-    work = base / time.strftime("run-%Y%m%d-%H%M%S")
+    work = base / f"{time.strftime('run-%Y%m%d-%H%M%S')}-{os.getpid()}"
     work.mkdir()
     return work
 
@@ -161,14 +172,20 @@ def load(
 
 
 def interleaved(
-    rounds: int, tgts: list[Target], what: str, run_one: Any
+    plan: Plan, tgts: list[Target], what: str, run_one: Any
 ) -> dict[str, list[dict[str, Any]]]:
     """`run_one(target)` for each target, `rounds` times, rotating the starting target."""
     out: dict[str, list[dict[str, Any]]] = {t.name: [] for t in tgts}
+    rounds = plan.rounds
     for r in range(rounds):
         order = tgts[r % len(tgts) :] + tgts[: r % len(tgts)]
         for t in order:
-            res = run_one(t)
+            plan.settle()
+            try:
+                res = run_one(t)
+            except (RuntimeError, OSError, ValueError, subprocess.TimeoutExpired) as error:
+                # One failed run (a crashed gateway, say) must not sink the whole benchmark.
+                res = {"rps": None, "errors": 1, "failed": str(error)[-400:]}
             out[t.name].append(res)
             log(f"{what} round {r + 1}/{rounds} {t.name}: {report.brief(res)}")
     return out
@@ -206,7 +223,7 @@ def scenario_chat(plan: Plan, tgts: list[Target], xcore: Target) -> dict[str, An
     res: dict[str, Any] = {}
     for conc in (1, 32):
         runs = interleaved(
-            plan.rounds,
+            plan,
             [*tgts, xcore] if conc == 1 else tgts,
             f"chat c={conc}",
             lambda t, c=conc: load(t, concurrency=c, duration=plan.duration, warmup=plan.warmup),
@@ -217,7 +234,7 @@ def scenario_chat(plan: Plan, tgts: list[Target], xcore: Target) -> dict[str, An
 
 def scenario_stream(plan: Plan, paced: list[Target], instant: list[Target]) -> dict[str, Any]:
     ttfb = interleaved(
-        plan.rounds,
+        plan,
         paced,
         "stream TTFB c=1",
         lambda t: load(
@@ -231,7 +248,7 @@ def scenario_stream(plan: Plan, paced: list[Target], instant: list[Target]) -> d
         ),
     )
     rps = interleaved(
-        plan.rounds,
+        plan,
         instant,
         "stream c=32",
         lambda t: load(
@@ -264,14 +281,11 @@ def _sequential(gw: Gateway, model: str, n: int) -> dict[str, Any]:
     client = Http(gw.port, timeout=60)
     lat: list[float] = []
     statuses: list[int] = []
-    backends: list[str] = []
     try:
         for _ in range(n):
             r = client.request("POST", targets.CHAT_PATH, targets.chat_body(model), gw.headers)
             lat.append(round(r.seconds * 1000, 3))
             statuses.append(r.status)
-            body = r.json() or {}
-            backends.append(str(body.get("backend") or body.get("x_backend") or ""))
     finally:
         client.close()
     following = lat[1:] or lat
@@ -280,6 +294,7 @@ def _sequential(gw: Gateway, model: str, n: int) -> dict[str, Any]:
         "statuses": statuses,
         "first_ms": lat[0] if lat else None,
         "following_median_ms": round(statistics.median(following), 3) if following else None,
+        "slow_requests": sum(1 for v in lat if v > 100),
         "max_ms": max(lat) if lat else None,
         "all_ok": all(s == 200 for s in statuses),
     }
@@ -449,6 +464,7 @@ def scenario_startup(plan: Plan, setup: Setup) -> None:
             if name == "litellm" and r == 0 and setup.cold.get(name):
                 continue  # its first start already was a cold start
             gw.stop()
+            plan.settle()
             secs = gw.start_until_chat(120)
             setup.cold.setdefault(name, []).append(round(secs, 3))
             setup.idle_rss[name] = round(procs.rss_mb(gw.pid), 1)
@@ -458,6 +474,7 @@ def scenario_startup(plan: Plan, setup: Setup) -> None:
 def main(argv: list[str] | None = None) -> int:
     args, plan = parse_args(argv)
     t_start = time.time()
+    load_start = os.getloadavg()
     procs.pin_self(procs.CLIENT_CPU)
     setup_error = None if args.no_setup else run_setup()
     if setup_error:
@@ -475,18 +492,34 @@ def main(argv: list[str] | None = None) -> int:
         for name, note in setup.notes.items():
             log(f"NOTE {name}: {note}")
         gws = list(setup.gateways.values())
-        if "startup" in plan.only:
-            scenario_startup(plan, setup)
+        live = setup
+        plan.settle = lambda: procs.wait_idle(
+            [g.pid for g in live.gateways.values() if g.child is not None and g.child.alive()]
+        )
+        errors: dict[str, str] = {}
+
+        def guarded(name: str, work_fn: Any) -> None:
+            """Run one scenario; its failure is recorded, and the others still run."""
+            if name not in plan.only:
+                return
+            try:
+                value = work_fn()
+            except Exception as error:  # reported in the results, not swallowed
+                errors[name] = f"{type(error).__name__}: {str(error)[-600:]}"
+                log(f"ERROR in scenario {name}: {errors[name]}")
+                return
+            if value is not None:
+                results[name] = value
+
+        guarded("startup", lambda: scenario_startup(plan, setup))
         tgts = [targets.direct_target(mocks)] + [g.target("bench-paced") for g in gws]
-        if "chat" in plan.only:
-            results["chat"] = scenario_chat(plan, tgts, targets.xcore_target(mocks))
-        if "stream" in plan.only:
-            paced = [targets.direct_paced_target(mocks)] + [g.target("bench-paced") for g in gws]
-            results["stream"] = scenario_stream(plan, paced, tgts)
+        guarded("chat", lambda: scenario_chat(plan, tgts, targets.xcore_target(mocks)))
+        paced = [targets.direct_paced_target(mocks)] + [g.target("bench-paced") for g in gws]
+        guarded("stream", lambda: scenario_stream(plan, paced, tgts))
         # Peak RSS after the loads (VmHWM covers the whole life of the process).
         results["resources"] = {
             name: {
-                "peak_rss_mb": round(procs.peak_rss_mb(gw.pid), 1),
+                "peak_rss_mb": round(procs.peak_rss_mb(gw.pid), 1) if gw.child.alive() else None,
                 "idle_rss_mb": setup.idle_rss.get(name),
                 "cold_start_s": setup.cold.get(name, []),
                 "cold_start_median_s": round(statistics.median(setup.cold[name]), 3)
@@ -497,13 +530,16 @@ def main(argv: list[str] | None = None) -> int:
             for name, gw in setup.gateways.items()
         }
         llmb_gw = setup.gateways.get(setup.llmb.name) if setup.llmb else None
-        if "auto" in plan.only and llmb_gw is not None:
-            results["auto"] = scenario_auto(llmb_gw, mocks)
-        if "admin" in plan.only and llmb_gw is not None:
-            results["admin"] = scenario_admin(llmb_gw, mocks, setup.llmb_ids, plan.admin_switches)
-        if "library" in plan.only:
-            # Without the server, the router runs against a static in-process config source.
-            results["library"] = scenario_library(plan, setup.llmb, mocks)
+        if llmb_gw is not None:
+            guarded("auto", lambda: scenario_auto(llmb_gw, mocks))
+            guarded(
+                "admin",
+                lambda: scenario_admin(llmb_gw, mocks, setup.llmb_ids, plan.admin_switches),
+            )
+        # Without the server, the router runs against a static in-process config source.
+        guarded("library", lambda: scenario_library(plan, setup.llmb, mocks))
+        if errors:
+            results["errors"] = errors
     finally:
         if setup is not None:
             for gw in setup.gateways.values():
@@ -515,13 +551,14 @@ def main(argv: list[str] | None = None) -> int:
     doc = report.build(
         args=args,
         argv=sys.argv[1:] if argv is None else argv,
-        plan=vars(plan),
+        plan={k: v for k, v in vars(plan).items() if k != "settle"},
         results=results,
         gateways=setup.gateways if setup else {},
         notes=setup.notes if setup else {},
         setup_error=setup_error,
         elapsed_s=time.time() - t_start,
         mocks=mocks,
+        loadavg=(load_start, os.getloadavg()),
     )
     report.write(doc, Path(args.out), Path(args.markdown))
     print(report.table(doc))

@@ -263,14 +263,14 @@ def llm_backends_gateway(
     if log_level:
         env["LOG_LEVEL"] = log_level
     if stub:
+        # PYTHONPATH lets the stub import `bench` while running from the work dir.
+        env["PYTHONPATH"] = str(procs.ROOT)
         argv = [procs.PYTHON, "-m", "bench.stub_gateway", "--host", "127.0.0.1", "--port", "{port}"]
         name = "llm-backends (stub)"
     else:
         cli = llm_backends_cli()
         argv = [str(cli), "serve", "--host", "127.0.0.1", "--port", "{port}"]
         name = "llm-backends"
-    # PYTHONPATH lets the stub import `bench` while running from the work dir.
-    env["PYTHONPATH"] = str(procs.ROOT)
     gw = Gateway(name, argv, env, work, work / "logs")
     gw.version = _pkg_version(procs.PYTHON, "llm-backends")
     return gw
@@ -390,4 +390,6 @@ def wrk_version() -> str:
     if wrk is None:
         return ""
     out = subprocess.run([wrk, "-v"], capture_output=True, text=True, timeout=10, check=False)
-    return (out.stdout or out.stderr).splitlines()[0].strip() if (out.stdout or out.stderr) else ""
+    text = (out.stdout or out.stderr).strip()
+    # "wrk debian/4.1.0-3+b2 [epoll] Copyright ..." -> "debian/4.1.0-3+b2"
+    return text.split()[1] if len(text.split()) > 1 else text

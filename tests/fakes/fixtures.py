@@ -5,11 +5,14 @@ Import them into a conftest: `from tests.fakes.fixtures import *  # noqa: F403`.
 - `fake_ollama` / `fake_openai`: a `FakeServer` (see common.py) reset for this test; the
   servers themselves (`fake_ollama_server` / `fake_openai_server`) live for the session.
 - `mlx_server`: the real mlx_lm.server on a tiny model (session), skipped without mlx.
+
+`running_fake_ollama()` / `running_fake_openai()` start further instances (context managers).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -26,7 +29,7 @@ from tests.fakes.mlx_server import (
 )
 from tests.fakes.server import serve
 
-__all__ = [
+__all__ = [  # the fixtures, for `import *` in a conftest
     "fake_ollama",
     "fake_ollama_server",
     "fake_openai",
@@ -35,11 +38,26 @@ __all__ = [
 ]
 
 
-@pytest.fixture(scope="session")
-def fake_ollama_server() -> Iterator[FakeServer[OllamaBehaviour]]:
+@contextmanager
+def running_fake_ollama() -> Iterator[FakeServer[OllamaBehaviour]]:
+    """A fake Ollama of your own, e.g. a second one: `with running_fake_ollama() as fake:`."""
     state = FakeState(OllamaBehaviour)
     with serve(ollama_app.create_app(state)) as server:
         yield FakeServer(server.url, state)
+
+
+@contextmanager
+def running_fake_openai() -> Iterator[FakeServer[OpenAIBehaviour]]:
+    """A fake OpenAI-compatible server of your own (also stands in for mlx_lm.server)."""
+    state = FakeState(OpenAIBehaviour)
+    with serve(openai_app.create_app(state)) as server:
+        yield FakeServer(server.url, state)
+
+
+@pytest.fixture(scope="session")
+def fake_ollama_server() -> Iterator[FakeServer[OllamaBehaviour]]:
+    with running_fake_ollama() as fake:
+        yield fake
 
 
 @pytest.fixture
@@ -54,9 +72,8 @@ def fake_ollama(
 
 @pytest.fixture(scope="session")
 def fake_openai_server() -> Iterator[FakeServer[OpenAIBehaviour]]:
-    state = FakeState(OpenAIBehaviour)
-    with serve(openai_app.create_app(state)) as server:
-        yield FakeServer(server.url, state)
+    with running_fake_openai() as fake:
+        yield fake
 
 
 @pytest.fixture

@@ -1,8 +1,9 @@
 """Fixtures of the gateway tests: the real app on uvicorn, configs made through its Admin API,
 fake backends (and the real mlx_lm.server), and the official `openai` / `ollama` clients.
 
-The gateway tests run on SQLite only: the store's queries are covered on both databases by
-the store and Admin API tests; here the database is only where configs come from.
+The fake servers' fixtures come from the top conftest. The gateway tests run on SQLite only:
+the store's queries are covered on both databases by the store and Admin API tests; here the
+database is only where configs come from.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import openai
 import pytest
 
 from tests.conftest import LiveServer
-from tests.fakes.fixtures import *  # noqa: F403
 from tests.fakes.server import free_port
 
 

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import ollama
 import openai
+import orjson
 import pytest
 
 from tests.fakes.common import FakeServer
@@ -63,7 +65,9 @@ def test_clients_raise_their_own_errors_for_502(gateway: GatewayServer, refused_
 def test_timeout_is_504(gateway: GatewayServer, fake_ollama: FakeServer, stream: bool) -> None:
     gateway.add(MODEL, "ollama", fake_ollama.url, timeout_seconds=1)
     fake_ollama.configure(delay=30)  # ended early when the gateway gives up
-    response = gateway.http().post("/api/generate", json={"model": MODEL, "prompt": "hi", "stream": stream})
+    response = gateway.http().post(
+        "/api/generate", json={"model": MODEL, "prompt": "hi", "stream": stream}
+    )
     assert response.status_code == 504
     assert "no answer within 1s" in ollama_error(response)
     assert fake_ollama.wait_for_abort()
@@ -99,12 +103,28 @@ def test_backend_rejecting_the_request_is_400(
         ({"model": MODEL}, "messages", "messages: Field required"),
         ({"messages": CHAT["messages"]}, "model", "model: Field required"),
         ({**CHAT, "messages": []}, "messages", "messages: List should have at least 1 item"),
-        ({**CHAT, "messages": [{"content": "x"}]}, "messages.0.role", "messages.0.role: Field required"),
-        ({**CHAT, "temperature": "hot"}, "temperature", "temperature: Input should be a valid number"),
-        ({**CHAT, "temperature": 9}, "temperature", "temperature: Input should be less than or equal to 2"),
+        (
+            {**CHAT, "messages": [{"content": "x"}]},
+            "messages.0.role",
+            "messages.0.role: Field required",
+        ),
+        (
+            {**CHAT, "temperature": "hot"},
+            "temperature",
+            "temperature: Input should be a valid number",
+        ),
+        (
+            {**CHAT, "temperature": 9},
+            "temperature",
+            "temperature: Input should be less than or equal to 2",
+        ),
         ({**CHAT, "stream": "yes"}, "stream", "stream: Input should be a valid boolean"),
         ({**CHAT, "n": 2}, "n", "n: Input should be 1"),
-        ({**CHAT, "tools": [{"type": "function"}]}, "tools", "tools: List should have at most 0 items"),
+        (
+            {**CHAT, "tools": [{"type": "function"}]},
+            "tools",
+            "tools: List should have at most 0 items",
+        ),
     ],
 )
 def test_bad_openai_bodies_are_400_naming_the_field(
@@ -129,9 +149,22 @@ def test_openai_client_sees_the_field_in_a_bad_request(gateway: GatewayServer) -
     [
         ("/api/generate", {"prompt": "hi"}, "model: Field required"),
         ("/api/generate", {"model": ""}, "model: String should have at least 1 character"),
-        ("/api/generate", {"model": MODEL, "options": {"temperature": "x"}}, "options.temperature: "),
-        ("/api/generate", {"model": MODEL, "images": ["aGk="]}, "images: List should have at most 0"),
-        ("/api/chat", {"model": MODEL, "messages": [{"role": "robot"}]}, "messages.0.role: Input should be"),
+        ("/api/generate", {"model": "a\u0000b"}, "model: Value error, must not start or end"),
+        (
+            "/api/generate",
+            {"model": MODEL, "options": {"temperature": "x"}},
+            "options.temperature: ",
+        ),
+        (
+            "/api/generate",
+            {"model": MODEL, "images": ["aGk="]},
+            "images: List should have at most 0",
+        ),
+        (
+            "/api/chat",
+            {"model": MODEL, "messages": [{"role": "robot"}]},
+            "messages.0.role: Input should be",
+        ),
         ("/api/chat", {"model": MODEL, "format": "json"}, "format: Input should be ''"),
         ("/api/show", {}, "model: Field required"),
     ],
@@ -147,7 +180,9 @@ def test_bad_ollama_bodies_are_400_naming_the_field(
 @pytest.mark.parametrize("path", ["/v1/chat/completions", "/api/chat"])
 @pytest.mark.parametrize("content", [b"{not json", b"[1, 2]", b""])
 def test_unparseable_bodies_are_400(gateway: GatewayServer, path: str, content: bytes) -> None:
-    response = gateway.http().post(path, content=content, headers={"content-type": "application/json"})
+    response = gateway.http().post(
+        path, content=content, headers={"content-type": "application/json"}
+    )
     assert response.status_code == 400
     body = response.json()
     message = body["error"]["message"] if path.startswith("/v1") else body["error"]
@@ -156,7 +191,9 @@ def test_unparseable_bodies_are_400(gateway: GatewayServer, path: str, content: 
 
 def test_ollama_client_error_for_bad_request(gateway: GatewayServer) -> None:
     with pytest.raises(ollama.ResponseError) as raised:
-        gateway.ollama().chat(model=MODEL, messages=[{"role": "user", "content": "hi"}], format="json")
+        gateway.ollama().chat(
+            model=MODEL, messages=[{"role": "user", "content": "hi"}], format="json"
+        )
     assert raised.value.status_code == 400
     assert "format" in raised.value.error
 
@@ -187,3 +224,16 @@ def test_no_traceback_on_a_gateway_bug(
     error = openai_error(response)
     assert error["message"] == "internal gateway error"
     assert "secret internals" not in response.text
+
+
+def test_body_size_limit_applies_to_the_gateway(start_gateway) -> None:  # type: ignore[no-untyped-def]
+    gateway = start_gateway(max_body_bytes=1024)
+    big = {"model": MODEL, "messages": [{"role": "user", "content": "x" * 2000}]}
+    assert gateway.http().post("/v1/chat/completions", json=big).status_code == 413
+
+    def chunked() -> Iterator[bytes]:  # no Content-Length: the limit trips while reading
+        yield orjson.dumps(big)
+
+    response = gateway.http().post("/api/chat", content=chunked())
+    assert response.status_code == 413
+    assert ollama_error(response) == "Request body too large"

@@ -37,9 +37,7 @@ def test_generate_answered_by_openai_backend_is_translated(
     assert (sent["temperature"], sent["max_tokens"], sent["stop"]) == (0, 9, ["."])
 
 
-def test_length_becomes_done_reason_length(
-    gateway: GatewayServer, fake_openai: FakeServer
-) -> None:
+def test_length_becomes_done_reason_length(gateway: GatewayServer, fake_openai: FakeServer) -> None:
     gateway.add(MODEL, "openai", fake_openai.url)
     fake_openai.configure(finish_reason="length")
     answer = gateway.ollama().chat(model=MODEL, messages=[{"role": "user", "content": "hi"}])

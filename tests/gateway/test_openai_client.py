@@ -77,9 +77,7 @@ def test_chat_stream_without_include_usage_has_no_usage_chunk(
     assert all(chunk.usage is None for chunk in chunks)
 
 
-def test_completions_on_an_openai_backend(
-    gateway: GatewayServer, fake_openai: FakeServer
-) -> None:
+def test_completions_on_an_openai_backend(gateway: GatewayServer, fake_openai: FakeServer) -> None:
     gateway.add(MODEL, "openai", fake_openai.url, backend_model="served-name")
     raw = gateway.openai().completions.with_raw_response.create(
         model=MODEL, prompt="Once upon", max_tokens=12
@@ -123,7 +121,10 @@ def test_developer_role_and_content_parts_reach_the_backend_as_text(
         model=MODEL,
         messages=[
             {"role": "developer", "content": "Be brief."},
-            {"role": "user", "content": [{"type": "text", "text": "Hi "}, {"type": "text", "text": "there"}]},
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": "Hi "}, {"type": "text", "text": "there"}],
+            },
         ],
     )
     assert fake_ollama.bodies[-1]["messages"] == [

@@ -38,12 +38,21 @@ def fuzz(operation: Any, headers: dict[str, str], max_examples: int = 40) -> Non
     check()
 
 
-def test_every_operation_never_fails_and_matches_its_schema(fuzzed_server: LiveServer) -> None:
+def is_gateway(path: str) -> bool:
+    """The gateway's operations are fuzzed against fake backends in tests/gateway."""
+    return path.startswith("/v1/") or (path.startswith("/api/") and not path.startswith("/api/llm"))
+
+
+def test_every_admin_operation_never_fails_and_matches_its_schema(
+    fuzzed_server: LiveServer,
+) -> None:
     schema = schemathesis.openapi.from_url(f"{fuzzed_server.url}/openapi.json")
     headers = {"Authorization": f"Bearer {fuzzed_server.token}"}
     tested = []
     for result in schema.get_all_operations():
         operation = result.ok()
+        if is_gateway(operation.path):
+            continue
         fuzz(operation, headers)
         tested.append(operation.label)
     assert "POST /api/llm-backends" in tested and "PUT /api/llm-backends/{backend_id}" in tested

@@ -212,20 +212,30 @@ def _errors(
 ) -> dict[int | str, dict[str, Any]]:
     content = {"application/json": {"schema": _ref(error_model)}}
     return {
-        status: {"description": _ERROR_STATUSES[status], "content": content}
-        for status in statuses
+        status: {"description": _ERROR_STATUSES[status], "content": content} for status in statuses
     }
+
+
+#: One server-sent event: `data` is a JSON chunk, an `{"error": ...}` object, or `[DONE]`.
+SSE_EVENT = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {"data": {"type": "string"}},
+}
+#: An NDJSON stream, as one text body: one JSON object per line.
+NDJSON_BODY = {"type": "string"}
 
 
 def generation_responses(
     answer: type[BaseModel], error_model: type[BaseModel], stream_media_type: str
 ) -> dict[int | str, dict[str, Any]]:
+    stream_schema = SSE_EVENT if stream_media_type == "text/event-stream" else NDJSON_BODY
     return {
         200: {
             "description": "The answer; a stream when `stream` asks for one",
             "content": {
                 "application/json": {"schema": _ref(answer)},
-                stream_media_type: {"schema": {"type": "string"}},
+                stream_media_type: {"schema": stream_schema},
             },
         },
         **_errors(error_model, tuple(_ERROR_STATUSES)),

@@ -8,6 +8,7 @@ Model names come from clients and unknown ones still route (to the default Ollam
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -49,6 +50,9 @@ class GatewayMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self._max_models = max_models
         self._models: set[str] = set()
+        #: (model label, backend, status, protocol) -> (counter, histogram) children:
+        #: `labels()` validates and locks on every call, a dict lookup does not.
+        self._children: dict[tuple[str, str, str, str], tuple[Any, Any]] = {}
         self._requests = Counter(
             "llm_gateway_requests_total",
             "Gateway generation requests by model, answering backend, HTTP status and protocol.",
@@ -94,9 +98,17 @@ class GatewayMetrics:
     ) -> None:
         """One finished request; `seconds` is None when it never reached the router."""
         label = self.model_label(model)
-        self._requests.labels(label, backend, status, protocol.value).inc()
+        key = (label, backend, status, protocol.value)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                self._requests.labels(label, backend, status, protocol.value),
+                self._duration.labels(label, backend),
+            )
+            self._children[key] = children
+        children[0].inc()
         if seconds is not None:
-            self._duration.labels(label, backend).observe(seconds)
+            children[1].observe(seconds)
 
     def fallback(self, model: str, from_backend: str, to_backend: str) -> None:
         self._fallbacks.labels(self.model_label(model), from_backend, to_backend).inc()

@@ -10,15 +10,27 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from llm_backends.admin.schemas import ModelName
 from llm_backends.gateway.errors import GatewayError, bad_request
 
 #: Large enough for any real model, small enough to stay a 32-bit int on every backend.
 MAX_TOKENS = 1_000_000
 
-ModelName = Annotated[str, Field(min_length=1, max_length=255, description="The model name.")]
-MaxTokens = Annotated[int, Field(ge=1, le=MAX_TOKENS)]
+
+def _integral(value: object) -> object:
+    """JSON Schema counts 5.0 as an integer; strict mode alone would not."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+Integral = BeforeValidator(_integral)
+#: Model names are checked as the Admin API checks them (`ModelName`): no control characters,
+#: which a config could not have anyway and which (NUL) would break a PostgreSQL lookup.
+MaxTokens = Annotated[int, Field(ge=1, le=MAX_TOKENS), Integral]
+One = Annotated[Literal[1], Integral]
 Temperature = Annotated[float, Field(ge=0.0, le=2.0)]
 StopList = Annotated[list[str], Field(max_length=16)]
 #: Features the router cannot pass on: only absent, null or empty is accepted.
@@ -64,7 +76,7 @@ class OpenAIChatRequest(Body):
     max_tokens: MaxTokens | None = None
     max_completion_tokens: MaxTokens | None = None
     stop: str | StopList | None = None
-    n: Literal[1] | None = None
+    n: One | None = None
     logprobs: Literal[False] | None = None
     response_format: ResponseFormat | None = None
     tools: Unsupported = None
@@ -81,8 +93,8 @@ class OpenAICompletionRequest(Body):
     temperature: Temperature | None = None
     max_tokens: MaxTokens | None = None
     stop: str | StopList | None = None
-    n: Literal[1] | None = None
-    best_of: Literal[1] | None = None
+    n: One | None = None
+    best_of: One | None = None
     echo: Literal[False] | None = None
     logprobs: None = None
     suffix: Literal[""] | None = None
@@ -94,7 +106,7 @@ class OpenAICompletionRequest(Body):
 class OllamaOptions(Body):
     temperature: Temperature | None = None
     #: -1 (no limit) and -2 (fill the context) are Ollama's; both mean "the config's max_tokens".
-    num_predict: Annotated[int, Field(ge=-2, le=MAX_TOKENS)] | None = None
+    num_predict: Annotated[int, Field(ge=-2, le=MAX_TOKENS), Integral] | None = None
     stop: StopList | None = None
 
 
@@ -153,7 +165,9 @@ def invalid_body(error: ValidationError) -> GatewayError:
     message = "; ".join(
         f"{path or 'body'}: {problem['msg']}" for path, problem in zip(paths, problems, strict=True)
     )
-    return bad_request(message, paths[0] or None if paths else None)
+    # The deepest path is the most precise (in a union, the branch that got furthest).
+    param = max(paths, key=lambda path: path.count(".") + bool(path), default="")
+    return bad_request(message, param or None)
 
 
 def field_path(loc: tuple[int | str, ...]) -> str:

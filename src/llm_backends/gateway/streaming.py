@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import anyio
 import orjson
+import structlog
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
@@ -31,6 +32,8 @@ from llm_backends.gateway.translate import (
 from llm_backends.router.errors import LLMRouterError
 from llm_backends.router.streaming import RoutedStream
 from llm_backends.router.types import Chunk
+
+log = structlog.get_logger("llm_backends.gateway")
 
 SSE = "text/event-stream"
 NDJSON = "application/x-ndjson"
@@ -163,9 +166,9 @@ async def stream_body(
     status = "499"  # until the stream is known to have ended otherwise
     failure: GatewayError | None = None
     try:
-        yield encoder.chunk(first)
-        done = first.done
         try:
+            yield encoder.chunk(first)
+            done = first.done
             async for chunk in routed:
                 if not done:
                     done = chunk.done
@@ -176,6 +179,9 @@ async def stream_body(
             failure = from_router_error(error)
         except GatewayError as error:
             failure = error
+        except Exception:  # a bug still ends the stream with an error event, not a cut
+            log.exception("gateway_stream_failed", model=routed.model, backend=routed.backend)
+            failure = GatewayError(500, "internal gateway error", code="internal_error")
         if failure is not None:
             status = str(failure.status)
             yield encoder.error(failure)

@@ -98,8 +98,7 @@ def ollama_generate_call(body: OllamaGenerateRequest) -> RouterCall:
 def ollama_chat_call(body: OllamaChatRequest) -> RouterCall:
     options = body.options or _NO_OPTIONS
     messages: list[ChatMessage] = [
-        {"role": message.role, "content": message.content or ""}
-        for message in body.messages or ()
+        {"role": message.role, "content": message.content or ""} for message in body.messages or ()
     ]
     return RouterCall(
         model=body.model,

@@ -1,8 +1,6 @@
-"""Fixtures of the backend tests.
-
-The fake-server fixtures come from tests/fakes/fixtures.py. Until tests/conftest.py imports
-them, this conftest does; remove the import below once it does (otherwise the session-scoped
-servers would start twice, once per conftest).
+"""Fixtures of the backend tests. The fake servers and `mlx_server` come from
+tests/fakes/fixtures.py through a parent conftest (one import per session, or the
+session-scoped servers would start once per importing conftest).
 """
 
 from __future__ import annotations
@@ -11,8 +9,6 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-
-from tests.fakes.fixtures import *  # noqa: F403
 
 
 @pytest.fixture

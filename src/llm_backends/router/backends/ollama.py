@@ -23,13 +23,12 @@ class OllamaBackend(Backend):
         )
         data = _http.load_object(body, config, self.kind)
         try:
-            if data["done"] is not True:
-                raise _http.invalid("answer without done: true", config, self.kind)
             text = data["message"]["content"] if request.is_chat else data["response"]
-            if not isinstance(text, str):
-                raise TypeError(f"text is {type(text).__name__}")
+            done = data["done"]
         except (KeyError, TypeError) as exc:
             raise _http.invalid(f"answer lacks {exc}", config, self.kind) from exc
+        if done is not True or not isinstance(text, str):
+            raise _http.invalid(f"not a finished answer: {body[:80]!r}", config, self.kind)
         eval_count = data.get("eval_count")
         return Completion(
             text=text,

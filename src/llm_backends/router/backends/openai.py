@@ -78,7 +78,13 @@ class OpenAIBackend(Backend):
                 value = line[5:].strip()
                 if value == _DONE:
                     ended = True
-                    yield Chunk("", True, finish or "stop", prompt_tokens, completion_tokens)
+                    yield Chunk(
+                        text="",
+                        done=True,
+                        finish_reason=finish or "stop",
+                        prompt_tokens=prompt_tokens,
+                        completion_tokens=completion_tokens,
+                    )
                     continue
                 text, reason, usage = self._event(value, chat, config)
                 if text:
@@ -92,7 +98,13 @@ class OpenAIBackend(Backend):
             # No [DONE]: a clean end after a finish_reason is a lax server, otherwise a cut.
             if finish is None:
                 raise _http.invalid("stream ended before [DONE]", config, self.kind)
-            yield Chunk("", True, finish, prompt_tokens, completion_tokens)
+            yield Chunk(
+                text="",
+                done=True,
+                finish_reason=finish,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+            )
 
     def _event(
         self, value: bytes, chat: bool, config: BackendConfig
