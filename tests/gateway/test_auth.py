@@ -161,3 +161,55 @@ async def test_auth_off_checks_nothing() -> None:
     tokens = CountingAuthenticator({})
     await GatewayAuth(tokens, required=False).check(bearer("anything"))  # type: ignore[arg-type]
     assert tokens.lookups == 0
+
+
+GATEWAY_ROUTES = [
+    ("POST", "/v1/chat/completions", CHAT),
+    ("POST", "/v1/completions", {"model": MODEL, "prompt": "hi"}),
+    ("GET", "/v1/models", None),
+    ("POST", "/api/chat", {**CHAT, "stream": False}),
+    ("POST", "/api/generate", {"model": MODEL, "prompt": "hi", "stream": False}),
+    ("GET", "/api/tags", None),
+    ("POST", "/api/show", {"model": MODEL}),
+    ("GET", "/api/version", None),
+]
+
+
+def test_every_gateway_route_with_every_kind_of_credential(locked: GatewayServer) -> None:
+    """{no token, malformed header, unknown, revoked, read, write, generate, bootstrap}."""
+
+    async def revoked_token() -> str:
+        engine = create_engine(locked.server.settings.database_url)
+        try:
+            async with session_factory(engine)() as session:
+                row, plain = await tokens.create_token(session, "gone", ["llm:generate"])
+                assert await tokens.revoke_token(session, row.id)
+        finally:
+            await engine.dispose()
+        return plain
+
+    bearer = lambda token: {"Authorization": f"Bearer {token}"}  # noqa: E731
+    credentials = {
+        "none": ({}, 401),
+        "malformed": ({"Authorization": "Bearer"}, 401),
+        "wrong-scheme": ({"Authorization": f"Basic {locked.server.token}"}, 401),
+        "unknown": (bearer("llmb_" + "u" * 43), 401),
+        "revoked": (bearer(asyncio.run(revoked_token())), 401),
+        "read": (bearer(create_token(locked, "llm_backends:read")), 403),
+        "write": (bearer(create_token(locked, "llm_backends:write")), 403),
+        "generate": (bearer(create_token(locked, "llm:generate")), 200),
+        "bootstrap": (bearer(locked.server.token), 200),
+    }
+    http = locked.http()
+    for name, (headers, expected) in credentials.items():
+        for method, path, body in GATEWAY_ROUTES:
+            response = http.request(method, path, json=body, headers=headers)
+            assert response.status_code == expected, (name, path, response.text)
+            if expected != 200:
+                error = response.json()["error"]
+                message = error["message"] if path.startswith("/v1") else error
+                assert isinstance(message, str) and message
+            for value in headers.values():
+                secret = value.partition(" ")[2]
+                if len(secret) > 8:
+                    assert secret not in response.text

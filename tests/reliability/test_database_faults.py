@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.conftest import LiveServer, server_starter
+from tests.fakes.common import FakeServer
 from tests.fakes.tcp_proxy import TcpProxy, tcp_proxy
 
 PHI = {
@@ -72,3 +73,36 @@ def test_admin_api_answers_503_while_the_database_is_down_and_recovers(
     assert admin.get(f"/api/llm-backends/{created['id']}").json() == created  # nothing half-applied
     assert server.client().get("/api/llm-backends/model/outage").status_code == 404
     assert admin.post("/api/llm-backends", json={**PHI, "model_name": "after"}).status_code == 201
+
+
+def test_gateway_keeps_routing_known_models_while_the_database_is_down(
+    server_on_proxied_postgres: tuple[TcpProxy, LiveServer], fake_ollama: FakeServer
+) -> None:
+    proxy, server = server_on_proxied_postgres
+    created = server.admin.post(
+        "/api/llm-backends", json={**PHI, "endpoint_url": fake_ollama.url}
+    ).json()
+    chat = {"model": "phi3:mini", "messages": [{"role": "user", "content": "hi"}]}
+    gateway = server.client()
+    assert gateway.post("/v1/chat/completions", json=chat).status_code == 200  # config cached
+
+    proxy.cut()
+    for _ in range(3):
+        answered = gateway.post("/v1/chat/completions", json=chat)
+        assert answered.status_code == 200, answered.text
+        assert answered.headers["x-llm-backend"] == "ollama"
+        ollama_style = gateway.post("/api/chat", json={**chat, "stream": False})
+        assert ollama_style.status_code == 200, ollama_style.text
+    assert (
+        server.admin.put(f"/api/llm-backends/{created['id']}", json={"max_tokens": 7}).status_code
+        == 503
+    )
+
+    proxy.restore()
+    assert server.client().get("/ready").status_code == 200
+    assert (
+        server.admin.put(f"/api/llm-backends/{created['id']}", json={"max_tokens": 7}).status_code
+        == 200
+    )
+    gateway.post("/v1/chat/completions", json=chat)
+    assert fake_ollama.bodies[-1]["options"]["num_predict"] == 7  # the write reached the gateway
