@@ -38,9 +38,11 @@ class LoopScope:
             ttl_dns_cache=300,
         )
         # Per-request timeouts come from each config; this default only bounds connecting.
+        # Inference servers set no cookies: skipping the jar saves work on every request.
         self.session = aiohttp.ClientSession(
             connector=connector,
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout),
+            cookie_jar=aiohttp.DummyCookieJar(),
         )
         self.closed = False
         self._backends: dict[str, Backend] = {}
