@@ -4,26 +4,5 @@ A thin alias of the real API (`from llm_backends import get_llm_router` is canon
 is a namespace package: other distributions may ship their own `shared.*` modules beside this.
 """
 
-from llm_backends import (
-    BackendRequestError,
-    BackendTimeout,
-    BackendUnavailable,
-    InvalidBackendResponse,
-    LLMRouter,
-    LLMRouterError,
-    ModelNotFound,
-    StreamInterrupted,
-    get_llm_router,
-)
-
-__all__ = [
-    "BackendRequestError",
-    "BackendTimeout",
-    "BackendUnavailable",
-    "InvalidBackendResponse",
-    "LLMRouter",
-    "LLMRouterError",
-    "ModelNotFound",
-    "StreamInterrupted",
-    "get_llm_router",
-]
+from llm_backends import *  # noqa: F403
+from llm_backends import __all__  # noqa: F401
