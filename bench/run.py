@@ -369,7 +369,9 @@ def scenario_library(plan: Plan, gw: Gateway | None, mocks: Mocks) -> dict[str, 
         else []
     )
     for backend, model in (("openai", "bench-lib"), ("ollama", "bench-lib-ollama")):
-        for level in ("", "WARNING"):
+        # "": structlog untouched (its dev console renderer, what an app that never configures
+        # logging gets); INFO: llm-backends' own JSON logging, as `llm-backends serve` runs it.
+        for level in ("", "INFO", "WARNING"):
             argv = [
                 procs.PYTHON,
                 "-m",
