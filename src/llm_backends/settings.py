@@ -63,6 +63,14 @@ class Settings(BaseSettings):
         gt=0,
         description="TCP connect timeout to a backend (read timeout is per config).",
     )
+    max_backend_response_bytes: int = Field(
+        default=32 * 1024 * 1024,
+        ge=1024,
+        description=(
+            "Largest backend answer the router reads: a whole body, or one line/event of a "
+            "stream. A larger one fails as an invalid response instead of exhausting memory."
+        ),
+    )
     breaker_failure_threshold: int = Field(default=3, ge=1)
     breaker_cooldown_seconds: float = Field(default=30.0, ge=0)
     metrics_report_interval: float = Field(

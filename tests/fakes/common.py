@@ -48,8 +48,17 @@ class Behaviour:
     error: str = "fake failure"
     #: Seconds to wait before answering (before any header), ended early if the client leaves.
     delay: float = 0.0
-    #: Stream: seconds to wait before each piece after the first one.
+    #: Stream: seconds to wait before each piece after the first one. Not streaming: seconds
+    #: to wait between the two halves of the body (its full Content-Length is declared).
     stall: float = 0.0
+    #: Send the status line and headers of a 200, then wait this long before any body byte.
+    stall_headers: float = 0.0
+    #: A `Retry-After` header on error answers (e.g. with `status=503`).
+    retry_after: str | None = None
+    #: A body of at least this many bytes, sent chunked (no Content-Length): the reply (or,
+    #: with `status`, the error message) padded with spaces, still valid JSON. Streams: the
+    #: first line/event is that big.
+    huge: int = 0
     #: 200 with a body that is not JSON (streams: the first line/event is not JSON).
     garbage: bool = False
     #: 200 with JSON lacking the reply text field (and, in streams, Ollama's `done`).
@@ -204,11 +213,15 @@ async def pause(request: Request, seconds: float) -> bool:
     Used for `delay` so that a client that timed out doesn't leave the fake sleeping.
     Call only after the body has been read.
     """
+    return await _left_within(request.receive, seconds)
+
+
+async def _left_within(receive: Receive, seconds: float) -> bool:
     if seconds <= 0:
         return False
     try:
         async with asyncio.timeout(seconds):
-            while (await request.receive())["type"] != "http.disconnect":
+            while (await receive())["type"] != "http.disconnect":
                 pass
     except TimeoutError:
         return False
@@ -237,6 +250,87 @@ class TruncatedResponse:
         raise DropConnection("fake server drops the connection on purpose")
 
 
+class PausedResponse:
+    """ASGI response sent in `parts`, waiting `pauses[i]` seconds before part i (the headers
+    always go out first). A client leaving before the end abandons the answer.
+
+    `declare_length=False` sends the body chunked, without a Content-Length.
+    """
+
+    def __init__(
+        self,
+        state: FakeState[Any],
+        parts: list[bytes],
+        pauses: list[float],
+        *,
+        media_type: str = "application/json",
+        declare_length: bool = True,
+        status: int = 200,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.state = state
+        self.parts = parts
+        self.pauses = pauses
+        self.media_type = media_type
+        self.declare_length = declare_length
+        self.status = status
+        self.headers = headers or {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(b"content-type", self.media_type.encode())]
+        headers += [(name.lower().encode(), value.encode()) for name, value in self.headers.items()]
+        if self.declare_length:
+            length = sum(len(part) for part in self.parts)
+            headers.append((b"content-length", str(length).encode()))
+        await send({"type": "http.response.start", "status": self.status, "headers": headers})
+        last = len(self.parts) - 1
+        for i, (part, wait) in enumerate(zip(self.parts, self.pauses, strict=True)):
+            if await _left_within(receive, wait):
+                self.state.note_abort()
+                return
+            try:
+                await send({"type": "http.response.body", "body": part, "more_body": i < last})
+            except OSError:  # the client left mid-body (servers on ASGI spec 2.4 raise this)
+                self.state.note_abort()
+                return
+            if i < last and await _left_within(receive, 0.001):
+                self.state.note_abort()  # it left while the previous part was on its way
+                return
+
+
+def paced_whole(state: FakeState[Any], behaviour: Behaviour, body: bytes) -> PausedResponse | None:
+    """A whole (not streamed) 200 body with the timing faults of `behaviour`, or None."""
+    if behaviour.huge:
+        parts = pieces_of(body)
+        return PausedResponse(state, parts, [0.0] * len(parts), declare_length=False)
+    if behaviour.stall_headers:
+        return PausedResponse(state, [body], [behaviour.stall_headers])
+    if behaviour.stall:
+        half = len(body) // 2
+        return PausedResponse(state, [body[:half], body[half:]], [0.0, behaviour.stall])
+    return None
+
+
+def huge_error(
+    state: FakeState[Any], status: int, body: bytes, headers: dict[str, str]
+) -> PausedResponse:
+    """An error answer whose (already padded) body goes out chunked, for `huge`."""
+    parts = pieces_of(body)
+    return PausedResponse(
+        state, parts, [0.0] * len(parts), status=status, headers=headers, declare_length=False
+    )
+
+
+def pieces_of(body: bytes, size: int = 65536) -> list[bytes]:
+    """`body` cut into `size`-byte parts (how a big body goes out chunk by chunk)."""
+    return [body[i : i + size] for i in range(0, len(body), size)] or [b""]
+
+
+def padded(text: str, size: int) -> str:
+    """`text` followed by spaces up to `size` characters (for `huge` answers)."""
+    return text + " " * max(size - len(text), 0)
+
+
 def json_line(data: Any) -> bytes:
     return orjson.dumps(data) + b"\n"
 
@@ -262,6 +356,9 @@ async def scripted_stream(
     texts = behaviour.pieces()
     finished = False
     try:
+        if behaviour.stall_headers:
+            # The response start (status and headers) has been sent before the first item.
+            await asyncio.sleep(behaviour.stall_headers)
         for item in head:
             yield item
         for i in range(len(texts) + 1):
@@ -279,7 +376,7 @@ async def scripted_stream(
                 break
             if i and behaviour.stall:
                 await asyncio.sleep(behaviour.stall)
-            yield piece(texts[i])
+            yield piece(padded(texts[i], behaviour.huge) if i == 0 else texts[i])
         for item in tail:
             yield item
         finished = True

@@ -23,7 +23,10 @@ from tests.fakes.common import (
     Behaviour,
     FakeState,
     TruncatedResponse,
+    huge_error,
     json_line,
+    paced_whole,
+    padded,
     pause,
     scripted_stream,
 )
@@ -75,10 +78,14 @@ def create_app(state: FakeState[OllamaBehaviour]) -> Starlette:
         if not behaviour.knows(model):
             return _error(404, f"model '{model}' not found")
         if behaviour.status != 200:
-            return _error(behaviour.status, behaviour.error)
+            headers = {"Retry-After": behaviour.retry_after} if behaviour.retry_after else {}
+            if behaviour.huge:
+                body = json_line({"error": padded(behaviour.error, behaviour.huge)})
+                return huge_error(state, behaviour.status, body, headers)  # type: ignore[return-value]
+            return _error(behaviour.status, behaviour.error, headers)
         if body.get("stream", True):
             return _stream(state, behaviour, model, chat)
-        return _whole(behaviour, model, chat)
+        return _whole(state, behaviour, model, chat)
 
     return Starlette(
         routes=[
@@ -91,8 +98,8 @@ def create_app(state: FakeState[OllamaBehaviour]) -> Starlette:
     )
 
 
-def _error(status: int, message: str) -> Response:
-    return JSONResponse({"error": message}, status_code=status)
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
 def _now() -> str:
@@ -132,10 +139,15 @@ def _final(behaviour: OllamaBehaviour, model: str, text: str, chat: bool) -> dic
     return data
 
 
-def _whole(behaviour: OllamaBehaviour, model: str, chat: bool) -> Response:
+def _whole(
+    state: FakeState[OllamaBehaviour], behaviour: OllamaBehaviour, model: str, chat: bool
+) -> Response:
     if behaviour.garbage:
         return Response(b"<html>502 Bad Gateway</html>", media_type="application/json")
-    body = json_line(_final(behaviour, model, behaviour.reply, chat))
+    body = json_line(_final(behaviour, model, padded(behaviour.reply, behaviour.huge), chat))
+    paced = paced_whole(state, behaviour, body)
+    if paced is not None:
+        return paced  # type: ignore[return-value]
     if behaviour.drop_after is not None:
         return TruncatedResponse(body)  # type: ignore[return-value]
     if behaviour.cut_after is not None:

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -28,6 +29,9 @@ from tests.fakes.common import (
     Behaviour,
     FakeState,
     TruncatedResponse,
+    huge_error,
+    paced_whole,
+    padded,
     pause,
     scripted_stream,
     sse_event,
@@ -88,12 +92,17 @@ def create_app(state: FakeState[OpenAIBehaviour]) -> Starlette:
         if "model" in body and not behaviour.knows(model):
             return _error(style, 404, f"The model `{model}` does not exist.")
         if behaviour.status != 200:
-            return _error(style, behaviour.status, behaviour.error)
+            headers = {"Retry-After": behaviour.retry_after} if behaviour.retry_after else {}
+            if behaviour.huge:
+                message = padded(behaviour.error, behaviour.huge)
+                body = orjson.dumps(_error_body(style, behaviour.status, message))
+                return huge_error(state, behaviour.status, body, headers)  # type: ignore[return-value]
+            return _error(style, behaviour.status, behaviour.error, headers)
         if body.get("stream"):
             options = body.get("stream_options") or {}
             usage = bool(options.get("include_usage")) and behaviour.include_usage
             return _stream(state, behaviour, model, chat, usage)
-        return _whole(behaviour, model, chat)
+        return _whole(state, behaviour, model, chat)
 
     return Starlette(
         routes=[
@@ -114,8 +123,10 @@ def _error_body(style: ErrorStyle, status: int, message: str) -> dict[str, Any]:
     return {"error": {"message": message, "type": kind, "param": None, "code": None}}
 
 
-def _error(style: ErrorStyle, status: int, message: str) -> Response:
-    return JSONResponse(_error_body(style, status, message), status_code=status)
+def _error(
+    style: ErrorStyle, status: int, message: str, headers: dict[str, str] | None = None
+) -> Response:
+    return JSONResponse(_error_body(style, status, message), status_code=status, headers=headers)
 
 
 def _usage(behaviour: OpenAIBehaviour) -> dict[str, int]:
@@ -136,7 +147,9 @@ def _envelope(model: str, chat: bool, stream: bool) -> dict[str, Any]:
     return {"id": f"{prefix}-fake", "object": obj, "created": int(time.time()), "model": model}
 
 
-def _whole(behaviour: OpenAIBehaviour, model: str, chat: bool) -> Response:
+def _whole(
+    state: FakeState[OpenAIBehaviour], behaviour: OpenAIBehaviour, model: str, chat: bool
+) -> Response:
     if behaviour.garbage:
         return Response(b"<html>502 Bad Gateway</html>", media_type="application/json")
     choice: dict[str, Any] = {
@@ -144,15 +157,19 @@ def _whole(behaviour: OpenAIBehaviour, model: str, chat: bool) -> Response:
         "logprobs": None,
         "finish_reason": behaviour.finish_reason,
     }
+    reply = padded(behaviour.reply, behaviour.huge)
     if chat:
-        choice["message"] = {"role": "assistant", "content": behaviour.reply}
+        choice["message"] = {"role": "assistant", "content": reply}
     else:
-        choice["text"] = behaviour.reply
+        choice["text"] = reply
     data = _envelope(model, chat, stream=False)
     data["usage"] = _usage(behaviour)
     if not behaviour.missing_fields:
         data["choices"] = [choice]
     body = JSONResponse(data).body
+    paced = paced_whole(state, behaviour, bytes(body))
+    if paced is not None:
+        return paced  # type: ignore[return-value]
     if behaviour.drop_after is not None:
         return TruncatedResponse(bytes(body))  # type: ignore[return-value]
     if behaviour.cut_after is not None:

@@ -552,6 +552,7 @@ class LLMRouter:
                 loop,
                 connect_timeout=self._connect_timeout,
                 max_connections=self._max_connections,
+                max_response_bytes=self.settings.max_backend_response_bytes,
                 on_loop_end=self._on_loop_end,
             )
             self._scope = scope

@@ -27,10 +27,12 @@ class LoopScope:
         *,
         connect_timeout: float,
         max_connections: int,
+        max_response_bytes: int,
         on_loop_end: Callable[[], Awaitable[object]],
     ) -> None:
         self.loop = loop
         self.connect_timeout = connect_timeout
+        self.max_response_bytes = max_response_bytes
         connector = aiohttp.TCPConnector(
             limit=max_connections,
             limit_per_host=0,
@@ -56,7 +58,9 @@ class LoopScope:
             cls = backend_classes().get(kind)
             if cls is None:
                 return None
-            backend = self._backends[kind] = cls(self.session, self.connect_timeout)
+            backend = self._backends[kind] = cls(
+                self.session, self.connect_timeout, self.max_response_bytes
+            )
         return backend
 
     async def close(self) -> None:

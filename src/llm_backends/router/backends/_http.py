@@ -1,4 +1,5 @@
-"""HTTP plumbing shared by the wire-protocol backends: timeouts, URL joining, error mapping.
+"""HTTP plumbing shared by the wire-protocol backends: timeouts, URL joining, error mapping,
+and the size limits that keep a hostile or broken backend from exhausting memory.
 
 Not a backend module (the leading underscore keeps the registry from importing it as one).
 Plain functions over the shared session: no classes, no state.
@@ -30,6 +31,16 @@ TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (aiohttp.ClientError, Timeou
 
 #: How much of an unparseable error body goes into an error message.
 _BODY_EXCERPT = 200
+
+#: The longest message a backend can put in an error (errors reach logs and clients).
+_MESSAGE_LIMIT = 1000
+
+#: Default of the `max_backend_response_bytes` setting: far above any real answer (a whole
+#: body, or one stream line), far below what would hurt the process.
+DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+
+#: How much of an error (non-200) body is read: enough for any message, never more.
+_ERROR_BODY_CAP = 64 * 1024
 
 
 def complete_timeout(connect: float, read: float) -> aiohttp.ClientTimeout:
@@ -82,14 +93,21 @@ def error_message(body: bytes) -> str:
     if isinstance(data, dict):
         error = data.get("error")
         if isinstance(error, dict) and error.get("message"):
-            return str(error["message"])
+            return shorten(str(error["message"]))
         if error:
-            return str(error)
+            return shorten(str(error))
         for key in ("message", "detail"):
             if data.get(key):
-                return str(data[key])
+                return shorten(str(data[key]))
     text = body[:_BODY_EXCERPT].decode("utf-8", "replace").strip()
     return text or "(empty body)"
+
+
+def shorten(message: str) -> str:
+    """A backend's message, cut to a length fit for a log line and an error response."""
+    if len(message) <= _MESSAGE_LIMIT:
+        return message
+    return message[:_MESSAGE_LIMIT] + f"... ({len(message) - _MESSAGE_LIMIT} more characters)"
 
 
 def status_error(status: int, body: bytes, config: BackendConfig, kind: str) -> LLMRouterError:
@@ -132,7 +150,28 @@ def reported_error(error: object, config: BackendConfig, kind: str) -> LLMRouter
     """An `error` object the server sent with status 200 (typically mid-stream): it failed."""
     if isinstance(error, dict):
         error = error.get("message") or error
-    return fail(BackendUnavailable, f"backend reported an error: {error}", config, kind)
+    reason = f"backend reported an error: {shorten(str(error))}"
+    return fail(BackendUnavailable, reason, config, kind)
+
+
+def too_large(what: str, limit: int, config: BackendConfig, kind: str) -> LLMRouterError:
+    return invalid(f"{what} larger than {limit} bytes (max_backend_response_bytes)", config, kind)
+
+
+async def read_capped(response: aiohttp.ClientResponse, cap: int) -> tuple[bytes, bool]:
+    """At most `cap` bytes of the body, and whether there was more (the rest is not read)."""
+    body = bytearray()
+    async for data in response.content.iter_any():
+        body += data
+        if len(body) > cap:
+            return bytes(body[:cap]), True
+    return bytes(body), False
+
+
+async def read_error_body(response: aiohttp.ClientResponse) -> bytes:
+    """The start of a non-200 body: only its message is needed, whatever its size."""
+    body, _ = await read_capped(response, _ERROR_BODY_CAP)
+    return body
 
 
 def load_object(body: bytes, config: BackendConfig, kind: str) -> dict[str, Any]:
@@ -155,15 +194,26 @@ async def post_json(
     config: BackendConfig,
     kind: str,
     connect_timeout: float,
+    max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
 ) -> bytes:
-    """POST `payload`, return the 200 body; every failure becomes a router error."""
+    """POST `payload`, return the 200 body; every failure becomes a router error.
+
+    A body over `max_bytes` is refused (unread past the limit, the connection is dropped).
+    """
     timeout = complete_timeout(connect_timeout, config.timeout_seconds)
     try:
         async with session.post(
             url, data=orjson.dumps(payload), headers=JSON_HEADERS, timeout=timeout
         ) as response:
-            body = await response.read()
             status = response.status
+            if status != 200:
+                body = await read_error_body(response)
+            elif (response.content_length or 0) > max_bytes:
+                raise too_large("response body", max_bytes, config, kind)
+            else:
+                body, more = await read_capped(response, max_bytes)
+                if more:
+                    raise too_large("response body", max_bytes, config, kind)
     except TRANSPORT_ERRORS as exc:
         raise transport_error(exc, config, kind) from exc
     if status != 200:
@@ -178,13 +228,15 @@ async def stream_lines(
     config: BackendConfig,
     kind: str,
     connect_timeout: float,
+    max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
 ) -> AsyncIterator[bytes]:
     """POST `payload` and yield the 200 body line by line (without the newline), as it arrives.
 
     Lines are split here rather than with `StreamReader.readline`, whose 64 KiB line limit
-    an Ollama final line (it carries the whole `context` token list) can exceed.
-    Closing this generator early (the consumer went away) releases the response before its
-    end, which makes aiohttp close the connection: the server sees the disconnect and stops.
+    an Ollama final line (it carries the whole `context` token list) can exceed; a line over
+    `max_bytes` is refused instead. Closing this generator early (the consumer went away)
+    releases the response before its end, which makes aiohttp close the connection: the
+    server sees the disconnect and stops.
     """
     timeout = stream_timeout(connect_timeout, config.timeout_seconds)
     try:
@@ -192,15 +244,20 @@ async def stream_lines(
             url, data=orjson.dumps(payload), headers=JSON_HEADERS, timeout=timeout
         ) as response:
             if response.status != 200:
-                raise status_error(response.status, await response.read(), config, kind)
-            buffer = b""
+                body = await read_error_body(response)
+                raise status_error(response.status, body, config, kind)
+            buffer = bytearray()  # grows in place: a long line costs linear, not quadratic, time
             async for data in response.content.iter_any():
                 buffer += data
                 if b"\n" in data:
                     *lines, buffer = buffer.split(b"\n")
                     for line in lines:
-                        yield line
+                        if len(line) > max_bytes:
+                            raise too_large("a stream line", max_bytes, config, kind)
+                        yield bytes(line)
+                if len(buffer) > max_bytes:
+                    raise too_large("a stream line", max_bytes, config, kind)
             if buffer:
-                yield buffer
+                yield bytes(buffer)
     except TRANSPORT_ERRORS as exc:
         raise transport_error(exc, config, kind) from exc

@@ -8,6 +8,7 @@ from typing import ClassVar
 
 import aiohttp
 
+from llm_backends.router.backends._http import DEFAULT_MAX_RESPONSE_BYTES
 from llm_backends.router.types import BackendConfig, Chunk, Completion, CompletionRequest
 
 
@@ -22,9 +23,16 @@ class Backend(ABC):
     #: The `backend_type` value of the configs this class serves, e.g. "ollama".
     kind: ClassVar[str]
 
-    def __init__(self, session: aiohttp.ClientSession, connect_timeout: float = 3.0) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        connect_timeout: float = 3.0,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+    ) -> None:
         self.session = session
         self.connect_timeout = connect_timeout
+        #: The largest body (or stream line) read from the server; more is an invalid answer.
+        self.max_response_bytes = max_response_bytes
 
     @abstractmethod
     async def complete(self, config: BackendConfig, request: CompletionRequest) -> Completion:

@@ -19,7 +19,13 @@ class OllamaBackend(Backend):
     async def complete(self, config: BackendConfig, request: CompletionRequest) -> Completion:
         url, payload = self._request(config, request, stream=False)
         body = await _http.post_json(
-            self.session, url, payload, config, self.kind, self.connect_timeout
+            self.session,
+            url,
+            payload,
+            config,
+            self.kind,
+            self.connect_timeout,
+            self.max_response_bytes,
         )
         data = _http.load_object(body, config, self.kind)
         try:
@@ -46,7 +52,13 @@ class OllamaBackend(Backend):
         chat = request.is_chat
         ended = False
         lines = _http.stream_lines(
-            self.session, url, payload, config, self.kind, self.connect_timeout
+            self.session,
+            url,
+            payload,
+            config,
+            self.kind,
+            self.connect_timeout,
+            self.max_response_bytes,
         )
         async with aclosing(lines):
             async for line in lines:

@@ -34,7 +34,13 @@ class OpenAIBackend(Backend):
     async def complete(self, config: BackendConfig, request: CompletionRequest) -> Completion:
         url, payload = self._request(config, request, stream=False)
         body = await _http.post_json(
-            self.session, url, payload, config, self.kind, self.connect_timeout
+            self.session,
+            url,
+            payload,
+            config,
+            self.kind,
+            self.connect_timeout,
+            self.max_response_bytes,
         )
         data = _http.load_object(body, config, self.kind)
         try:
@@ -66,7 +72,13 @@ class OpenAIBackend(Backend):
         prompt_tokens: int | None = None
         completion_tokens: int | None = None
         lines = _http.stream_lines(
-            self.session, url, payload, config, self.kind, self.connect_timeout
+            self.session,
+            url,
+            payload,
+            config,
+            self.kind,
+            self.connect_timeout,
+            self.max_response_bytes,
         )
         async with aclosing(lines):
             async for line in lines:
