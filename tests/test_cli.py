@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -12,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from llm_backends.cli import app
-from tests.fakes.server import free_port
+from tests.fakes.served import serve_process
 
 runner = CliRunner()
 
@@ -68,22 +65,8 @@ def test_serve_migrates_and_answers_with_a_created_token(env: dict[str, str]) ->
     """`llm-backends serve` as a real process, the way `make run` starts it."""
     created = runner.invoke(app, ["token", "create", "--scope", "llm_backends:write"])
     token = created.output.strip().splitlines()[-1]
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "llm_backends.cli", "serve", "--port", str(port)],
-        env={**os.environ, **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        for line in process.stdout:  # wait for uvicorn's own "ready" line, not a sleep
-            if "Uvicorn running" in line:
-                break
-        else:
-            pytest.fail("server exited before it was ready")
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+    with serve_process(env) as process:
+        with httpx.Client(base_url=process.url, timeout=10) as client:
             body = {
                 "model_name": "m",
                 "backend_type": "ollama",
@@ -94,7 +77,4 @@ def test_serve_migrates_and_answers_with_a_created_token(env: dict[str, str]) ->
             )
             assert response.status_code == 201, response.text
             assert client.get("/ready").status_code == 200
-    finally:
-        process.terminate()
-        output = process.communicate(timeout=10)[0]
-    assert token not in output
+    assert token not in "".join(process.output)

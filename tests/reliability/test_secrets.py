@@ -4,10 +4,6 @@ printed is searched for every token it saw."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +13,7 @@ from typer.testing import CliRunner
 
 from llm_backends.cli import app as cli
 from tests.fakes.common import FakeServer
-from tests.fakes.server import free_port
+from tests.fakes.served import serve_process
 
 BOOTSTRAP = "bootstrap-secret-0123456789abcdef"
 HELLO = [{"role": "user", "content": "hi"}]
@@ -54,34 +50,8 @@ def created_tokens(server_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) 
 
 @pytest.fixture
 def serve(server_env: dict[str, str]) -> Iterator[tuple[str, list[str]]]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "llm_backends.cli", "serve", "--port", str(port)],
-        env={**os.environ, **server_env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    printed: list[str] = []
-    ready = threading.Event()
-
-    def drain() -> None:  # keep reading, or a full pipe would block the server's logging
-        assert process.stdout is not None
-        for line in process.stdout:
-            printed.append(line)
-            if "Uvicorn running" in line:
-                ready.set()
-        ready.set()
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
-    ready.wait(60)
-    if process.poll() is not None:
-        pytest.fail("server exited before it was ready: " + "".join(printed))
-    yield f"http://127.0.0.1:{port}", printed
-    process.terminate()
-    process.wait(10)
-    reader.join(10)
+    with serve_process(server_env) as process:
+        yield process.url, process.output
 
 
 def test_no_token_is_ever_printed_or_returned(

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
-import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -25,6 +22,7 @@ import pytest
 from tests.fakes.common import FakeServer
 from tests.fakes.fixtures import running_fake_ollama
 from tests.fakes.raw_tcp import raw_server
+from tests.fakes.served import serve_process
 from tests.fakes.server import free_port
 from tests.reliability.backend_faults.support import (
     BOUND,
@@ -51,9 +49,7 @@ class Served:
 
 @pytest.fixture
 def served(tmp_path: Path, fake_ollama: FakeServer) -> Iterator[Served]:
-    port = free_port()
     env = {
-        **os.environ,
         "DATABASE_URL": f"sqlite:///{tmp_path / 'served.db'}",
         "ADMIN_API_TOKEN": TOKEN,
         "OLLAMA_URL": fake_ollama.url,
@@ -63,35 +59,8 @@ def served(tmp_path: Path, fake_ollama: FakeServer) -> Iterator[Served]:
         "LOG_LEVEL": "INFO",
         "LOG_JSON": "true",
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "llm_backends.cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    output: list[str] = []
-    ready = threading.Event()
-
-    def drain() -> None:  # keep reading, or a full pipe would block the server's logging
-        assert process.stdout is not None
-        for line in process.stdout:
-            output.append(line)
-            if "Uvicorn running" in line:
-                ready.set()
-        ready.set()
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
-    ready.wait(60)
-    if process.poll() is not None:
-        pytest.fail("server exited before it was ready: " + "".join(output))
-    try:
-        yield Served(f"http://127.0.0.1:{port}", process.pid, output)
-    finally:
-        process.terminate()
-        process.wait(10)
-        reader.join(10)
+    with serve_process(env) as process:
+        yield Served(process.url, process.pid, process.output)
 
 
 async def generate(
