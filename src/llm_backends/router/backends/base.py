@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import aiohttp
 
+from llm_backends.router.backends import _http
 from llm_backends.router.backends._http import DEFAULT_MAX_RESPONSE_BYTES
 from llm_backends.router.types import BackendConfig, Chunk, Completion, CompletionRequest
 
@@ -33,6 +34,32 @@ class Backend(ABC):
         self.connect_timeout = connect_timeout
         #: The largest body (or stream line) read from the server; more is an invalid answer.
         self.max_response_bytes = max_response_bytes
+
+    async def post_json(self, url: str, payload: dict[str, Any], config: BackendConfig) -> bytes:
+        """POST with this backend's session, timeouts and size limit; the 200 body."""
+        return await _http.post_json(
+            self.session,
+            url,
+            payload,
+            config,
+            self.kind,
+            self.connect_timeout,
+            self.max_response_bytes,
+        )
+
+    def stream_lines(
+        self, url: str, payload: dict[str, Any], config: BackendConfig
+    ) -> AsyncIterator[bytes]:
+        """POST and yield the 200 body line by line, with the same settings as `post_json`."""
+        return _http.stream_lines(
+            self.session,
+            url,
+            payload,
+            config,
+            self.kind,
+            self.connect_timeout,
+            self.max_response_bytes,
+        )
 
     @abstractmethod
     async def complete(self, config: BackendConfig, request: CompletionRequest) -> Completion:

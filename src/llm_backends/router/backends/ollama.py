@@ -18,15 +18,7 @@ class OllamaBackend(Backend):
 
     async def complete(self, config: BackendConfig, request: CompletionRequest) -> Completion:
         url, payload = self._request(config, request, stream=False)
-        body = await _http.post_json(
-            self.session,
-            url,
-            payload,
-            config,
-            self.kind,
-            self.connect_timeout,
-            self.max_response_bytes,
-        )
+        body = await self.post_json(url, payload, config)
         data = _http.load_object(body, config, self.kind)
         try:
             text = data["message"]["content"] if request.is_chat else data["response"]
@@ -51,15 +43,7 @@ class OllamaBackend(Backend):
         url, payload = self._request(config, request, stream=True)
         chat = request.is_chat
         ended = False
-        lines = _http.stream_lines(
-            self.session,
-            url,
-            payload,
-            config,
-            self.kind,
-            self.connect_timeout,
-            self.max_response_bytes,
-        )
+        lines = self.stream_lines(url, payload, config)
         async with aclosing(lines):
             async for line in lines:
                 # After the done line, read on to the end only so the connection is reused.

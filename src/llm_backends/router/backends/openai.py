@@ -33,15 +33,7 @@ class OpenAIBackend(Backend):
 
     async def complete(self, config: BackendConfig, request: CompletionRequest) -> Completion:
         url, payload = self._request(config, request, stream=False)
-        body = await _http.post_json(
-            self.session,
-            url,
-            payload,
-            config,
-            self.kind,
-            self.connect_timeout,
-            self.max_response_bytes,
-        )
+        body = await self.post_json(url, payload, config)
         data = _http.load_object(body, config, self.kind)
         try:
             choice = data["choices"][0]
@@ -71,15 +63,7 @@ class OpenAIBackend(Backend):
         finish: FinishReason | None = None
         prompt_tokens: int | None = None
         completion_tokens: int | None = None
-        lines = _http.stream_lines(
-            self.session,
-            url,
-            payload,
-            config,
-            self.kind,
-            self.connect_timeout,
-            self.max_response_bytes,
-        )
+        lines = self.stream_lines(url, payload, config)
         async with aclosing(lines):
             async for line in lines:
                 # SSE: blank lines end events, ":" lines are comments (": keepalive"), and
