@@ -9,9 +9,12 @@ response parsing, Result assembly, stats bookkeeping. Blocks of calls alternate
     python -m bench.library_bench --mock-url http://127.0.0.1:9000 [--admin-url URL]
         [--backend openai|ollama] [--calls 2000] [--blocks 7] [--loop asyncio|uvloop]
 
-With `--admin-url` the router runs in real library mode (config fetched from the Admin API,
-cached 60 s, warmed up first); without it a static in-process config source is used.
-Prints one JSON object.
+With `--admin-url` the router is the one an application gets: `get_llm_router()` configured
+by environment variables (ADMIN_API_URL, ADMIN_API_TOKEN, LLM_ROUTER_CACHE_TTL=60, LOG_LEVEL),
+config fetched from the Admin API and cached, stats batched to it, and, since this process
+never configures structlog itself, llm-backends' own JSON log lines on stdout. Without it a
+static in-process config source is used. Prints one JSON object (or writes it to --json-out:
+the log lines share stdout, and the last of them are flushed at exit).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import time
 from typing import Any
@@ -26,7 +30,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from llm_backends import LLMRouter
+from llm_backends import LLMRouter, get_llm_router
 from llm_backends.router.types import BackendConfig
 
 PROMPT = "hi"
@@ -75,7 +79,13 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             return str(obj["response"] if args.backend == "ollama" else obj["choices"][0]["text"])
 
     if args.admin_url:
-        router = LLMRouter(admin_url=args.admin_url, cache_ttl=60, admin_token=args.admin_token)
+        os.environ.update(
+            ADMIN_API_URL=args.admin_url,
+            LLM_ROUTER_CACHE_TTL="60",
+            LOG_LEVEL=args.log_level or "INFO",
+            **({"ADMIN_API_TOKEN": args.admin_token} if args.admin_token else {}),
+        )
+        router = get_llm_router()
     else:
         config = BackendConfig(
             model_name=model,
@@ -149,18 +159,24 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--log-level",
         default="",
-        help="configure llm_backends logging at this level (default: untouched)",
+        help="LOG_LEVEL of the router's logging (default: the settings' default, INFO)",
     )
+    p.add_argument("--json-out", default="", help="write the result here instead of stdout")
     args = p.parse_args(argv)
-    if args.log_level:
+    if args.log_level and not args.admin_url:
         from llm_backends.logs import configure_logging
 
-        configure_logging(args.log_level, json=True)
+        configure_logging(args.log_level, json=True, stdlib=False)
     if args.loop == "uvloop":
         import uvloop
 
         uvloop.install()
-    print(json.dumps(asyncio.run(bench(args))))
+    result = json.dumps(asyncio.run(bench(args)))
+    if args.json_out:
+        with open(args.json_out, "w") as out:
+            out.write(result)
+    else:
+        print(result)
 
 
 if __name__ == "__main__":

@@ -278,9 +278,15 @@ def reset_peak_rss(pid: int) -> bool:
 
 
 def run_json(
-    argv: Sequence[str], *, cpus: str | None, timeout: float, env: dict[str, str] | None = None
+    argv: Sequence[str],
+    *,
+    cpus: str | None,
+    timeout: float,
+    env: dict[str, str] | None = None,
+    result_path: Path | None = None,
 ) -> dict[str, object]:
-    """Run a child that prints one JSON object last on stdout; return it."""
+    """Run a child that prints one JSON object last on stdout (or writes it to
+    `result_path`, for a child whose own stdout carries log lines); return it."""
     import json
 
     full_env = dict(os.environ)
@@ -294,9 +300,13 @@ def run_json(
         cwd=str(ROOT),
         check=False,
     )
-    for line in reversed(out.stdout.splitlines()):
-        if line.startswith("{"):
-            return json.loads(line)  # type: ignore[no-any-return]
+    if result_path is not None:
+        if result_path.exists() and result_path.stat().st_size:
+            return json.loads(result_path.read_text())  # type: ignore[no-any-return]
+    else:
+        for line in reversed(out.stdout.splitlines()):
+            if line.startswith("{"):
+                return json.loads(line)  # type: ignore[no-any-return]
     raise RuntimeError(
         f"{argv[:4]} gave no JSON (rc={out.returncode}): {out.stdout[-800:]} {out.stderr[-1500:]}"
     )

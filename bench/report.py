@@ -153,20 +153,14 @@ def checks(results: dict[str, Any]) -> list[dict[str, Any]]:
         "<= 0.1 of it",
         None if added is None or not lite_added else added <= 0.1 * lite_added,
     )
-    lib = _get(results, "library", "openai/logs-info", "overhead_cpu_us")
-    add(
-        "library overhead per call (CPU, INFO JSON logs as served)",
-        None if lib is None else f"{lib} µs",
-        "< 100 µs",
-        None if lib is None else lib < 100,
-    )
-    untouched = _get(results, "library", "openai/logs-default", "overhead_cpu_us")
-    add(
-        "library overhead per call (CPU, structlog never configured)",
-        None if untouched is None else f"{untouched} µs",
-        "< 100 µs",
-        None if untouched is None else untouched < 100,
-    )
+    for backend in ("openai", "ollama"):
+        lib = _get(results, "library", f"{backend}/logs-default", "overhead_cpu_us")
+        add(
+            f"library overhead per call, {backend} backend (CPU, default INFO JSON logs)",
+            None if lib is None else f"{lib} µs",
+            "< 100 µs",
+            None if lib is None else lib < 100,
+        )
     rss = _get(results, "resources", name, "peak_rss_mb")
     loaded = _get(results, "resources", name, "after_load")
     add(

@@ -24,6 +24,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -369,29 +370,35 @@ def scenario_library(plan: Plan, gw: Gateway | None, mocks: Mocks) -> dict[str, 
         else []
     )
     for backend, model in (("openai", "bench-lib"), ("ollama", "bench-lib-ollama")):
-        # "": structlog untouched (its dev console renderer, what an app that never configures
-        # logging gets); INFO: llm-backends' own JSON logging, as `llm-backends serve` runs it.
-        for level in ("", "INFO", "WARNING"):
-            argv = [
-                procs.PYTHON,
-                "-m",
-                "bench.library_bench",
-                "--mock-url",
-                mocks.main.url,
-                "--backend",
-                backend,
-                "--model",
-                model,
-                "--calls",
-                str(plan.lib_calls),
-                "--blocks",
-                str(plan.lib_blocks),
-                *admin,
-            ]
-            if level:
-                argv += ["--log-level", level]
-            key = f"{backend}/{'logs-' + level.lower() if level else 'logs-default'}"
-            out[key] = procs.run_json(argv, cpus=procs.GATEWAY_CPU, timeout=300)
+        # "default": what an application that calls get_llm_router() gets without touching
+        # logging (llm-backends' INFO JSON lines); "warning": LOG_LEVEL=WARNING, the floor.
+        for mode, level in (("default", ""), ("warning", "WARNING")):
+            with tempfile.TemporaryDirectory() as tmp:
+                result_path = Path(tmp) / "result.json"
+                argv = [
+                    procs.PYTHON,
+                    "-m",
+                    "bench.library_bench",
+                    "--mock-url",
+                    mocks.main.url,
+                    "--backend",
+                    backend,
+                    "--model",
+                    model,
+                    "--calls",
+                    str(plan.lib_calls),
+                    "--blocks",
+                    str(plan.lib_blocks),
+                    "--json-out",
+                    str(result_path),
+                    *admin,
+                ]
+                if level:
+                    argv += ["--log-level", level]
+                key = f"{backend}/logs-{mode}"
+                out[key] = procs.run_json(
+                    argv, cpus=procs.GATEWAY_CPU, timeout=300, result_path=result_path
+                )
             log(
                 f"library {key}: router +{out[key]['overhead_cpu_us']} µs CPU, "
                 f"+{out[key]['overhead_wall_us']} µs wall per call"

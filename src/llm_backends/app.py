@@ -14,13 +14,14 @@ from llm_backends.admin.auth import Authenticator
 from llm_backends.admin.errors import install_error_handlers, validation_error_schema
 from llm_backends.gateway import components as gateway_components
 from llm_backends.gateway import install_gateway, start_gateway
+from llm_backends.gateway.fastpath import FastPathAPI
 from llm_backends.limits import BodySizeLimit
 from llm_backends.settings import Settings
 from llm_backends.store.db import engine_from_settings, session_factory
 from llm_backends.store.events import ConfigChanges
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None) -> FastPathAPI:
     """The whole server. Migrations are applied by `llm-backends serve` before this starts."""
     settings = settings or Settings()
 
@@ -42,7 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await app.state.gateway.close()
             await engine.dispose()
 
-    app = FastAPI(
+    app = FastPathAPI(
         title="llm-backends",
         version="0.1.0",
         summary="Per-model routing of LLM requests to self-hosted inference servers.",

@@ -48,7 +48,9 @@ def serve(
     from llm_backends.app import create_app
 
     settings = Settings()
-    configure_logging(settings.log_level, settings.log_json)
+    configure_logging(
+        settings.log_level, settings.log_json, flush_interval=settings.log_flush_interval
+    )
     if migrate:
         migrations.upgrade(settings.database_url)
     uvicorn.run(

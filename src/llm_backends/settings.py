@@ -90,6 +90,14 @@ class Settings(BaseSettings):
     port: int = 8080
     log_level: str = "INFO"
     log_json: bool = True
+    log_flush_interval: float = Field(
+        default=0.2,
+        ge=0,
+        description=(
+            "Seconds between flushes of INFO/DEBUG log lines (WARNING and above flush at "
+            "once); 0 flushes every line. A flush per line costs a write(2) per request."
+        ),
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -50,12 +50,17 @@ async def test_generate_on_ollama(make_router, source: DictSource, fake_ollama: 
     assert result["latency_ms"] > 0
     assert fake_ollama.bodies[-1]["model"] == MODEL
     assert fake_ollama.bodies[-1]["prompt"] == "What is 2+2?"
-    events = [e["event"] for e in logs]
-    assert events == ["routing_llm_request", "llm_request_completed"]
-    assert logs[0]["backend_type"] == "ollama"
-    assert logs[0]["endpoint"] == fake_ollama.url
-    assert logs[1]["backend"] == "ollama"
-    assert {"duration_ms", "tokens_per_sec", "model"} <= set(logs[1])
+    # One INFO line per request, written when it ends (the start is at DEBUG).
+    assert [(e["event"], e["log_level"]) for e in logs] == [
+        ("llm_request_started", "debug"),
+        ("routing_llm_request", "info"),
+    ]
+    line = logs[1]
+    assert line["backend_type"] == "ollama" and line["backend"] == "ollama"
+    assert line["endpoint"] == fake_ollama.url
+    assert line["model"] == MODEL and line["stream"] is False and line["fallback_from"] is None
+    assert line["tokens_per_sec"] == pytest.approx(50.0)
+    assert line["duration_ms"] > 0
 
 
 async def test_generate_on_mlx_and_openai(

@@ -70,8 +70,9 @@ async def test_scenario_1_ollama(
     assert sent["model"] == "phi3:mini" and sent["prompt"] == "What is 2+2?"
     assert sent["options"]["temperature"] == 0.7 and sent["options"]["num_predict"] == 2048
     routing = [e for e in logs if e["event"] == "routing_llm_request"]
-    assert routing and routing[0]["backend_type"] == "ollama"
-    assert any(e["event"] == "llm_request_completed" for e in logs)
+    assert len(routing) == 1
+    assert routing[0]["backend_type"] == "ollama" and routing[0]["backend"] == "ollama"
+    assert routing[0]["endpoint"] == fake_ollama.url
 
 
 async def test_scenario_2_mlx_on_the_real_server(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import subprocess
@@ -26,13 +27,16 @@ def fresh_singleton(monkeypatch: pytest.MonkeyPatch) -> list[core.LLMRouter]:
     made: list[core.LLMRouter] = []
 
     class SlowRouter(core.LLMRouter):
-        def __init__(self) -> None:
+        def __init__(self, settings: core.Settings) -> None:
             time.sleep(0.01)
-            super().__init__(stats_sink=None)
+            super().__init__(settings=settings, stats_sink=None)
             made.append(self)
 
     monkeypatch.setattr(core, "_router", None)
     monkeypatch.setattr(core, "LLMRouter", SlowRouter)
+    # The test process keeps its logging as it is (what get_llm_router sets up is tested in
+    # a fresh interpreter below).
+    monkeypatch.setattr(core, "configure_logging_unless_configured", lambda *_args: None)
     return made
 
 
@@ -116,6 +120,11 @@ def test_seed_python_examples_run_verbatim(
     assert done.returncode == 0, done.stderr
     if index == 0:
         assert "Response: 2 + 2 equals 4.\nBackend: ollama\n" in done.stdout
+        # The script never configured logging: get_llm_router() gave it llm-backends' JSON
+        # lines, written (and flushed at exit) after the script's own output.
+        lines = [json.loads(x) for x in done.stdout.splitlines() if x.startswith("{")]
+        assert [x["event"] for x in lines] == ["llm_stats_reporting_disabled", "routing_llm_request"]
+        assert lines[1]["backend"] == "ollama" and lines[1]["model"] == MODEL
     elif wants_mlx:
         assert "Backend: mlx" in done.stdout
     else:

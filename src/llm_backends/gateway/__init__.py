@@ -6,21 +6,16 @@ one LLMRouter they share, over the store in this process.
 
 from __future__ import annotations
 
-from fastapi import FastAPI
-
 from llm_backends.gateway import metrics_api, ollama_api, openai_api
 from llm_backends.gateway.docs import components
-from llm_backends.gateway.fastpath import DirectDispatch, direct_routes
+from llm_backends.gateway.fastpath import DirectDispatch, FastPathAPI, direct_routes
 from llm_backends.gateway.service import Gateway, start_gateway
 
 __all__ = ["Gateway", "components", "install_gateway", "start_gateway"]
 
 
-def install_gateway(app: FastAPI) -> None:
-    """Declare the gateway routes, and dispatch the generation ones directly (see fastpath).
-
-    Call it before adding outer middleware (the body-size limit must wrap the dispatch).
-    """
+def install_gateway(app: FastPathAPI) -> None:
+    """Declare the gateway routes, and dispatch the generation ones directly (see fastpath)."""
     app.include_router(openai_api.router)
     app.include_router(ollama_api.router)
     app.include_router(metrics_api.router)
@@ -31,4 +26,4 @@ def install_gateway(app: FastAPI) -> None:
         ollama_api.chat,
     )
     routes = direct_routes([*openai_api.router.routes, *ollama_api.router.routes], generation)
-    app.add_middleware(DirectDispatch, routes=routes)
+    app.direct = DirectDispatch(routes)
