@@ -181,7 +181,7 @@ def _own_stdout() -> BinaryIO:
     """A buffered binary stdout of our own: `sys.stdout.buffer` writes through at once under
     PYTHONUNBUFFERED=1, which container images commonly set."""
     try:
-        return open(sys.stdout.fileno(), "wb", buffering=64 * 1024, closefd=False)  # noqa: SIM115
+        return open(sys.stdout.fileno(), "wb", buffering=64 * 1024, closefd=False)
     except (AttributeError, OSError, ValueError):  # no real file behind stdout (captured)
         return sys.stdout.buffer
 

@@ -123,7 +123,8 @@ def test_seed_python_examples_run_verbatim(
         # The script never configured logging: get_llm_router() gave it llm-backends' JSON
         # lines, written (and flushed at exit) after the script's own output.
         lines = [json.loads(x) for x in done.stdout.splitlines() if x.startswith("{")]
-        assert [x["event"] for x in lines] == ["llm_stats_reporting_disabled", "routing_llm_request"]
+        events = [x["event"] for x in lines]
+        assert events == ["llm_stats_reporting_disabled", "routing_llm_request"]
         assert lines[1]["backend"] == "ollama" and lines[1]["model"] == MODEL
     elif wants_mlx:
         assert "Backend: mlx" in done.stdout
