@@ -1,7 +1,7 @@
 """llm-backends: per-model routing of LLM requests to self-hosted inference servers.
 
-    from llm_backends import get_llm_router
-    result = await get_llm_router().generate(model="phi3:mini", prompt="What is 2+2?")
+from llm_backends import get_llm_router
+result = await get_llm_router().generate(model="phi3:mini", prompt="What is 2+2?")
 """
 
 from __future__ import annotations
