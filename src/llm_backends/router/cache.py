@@ -70,6 +70,14 @@ class RouteCache:
             return entry.route
         return await self._refresh(model, entry)
 
+    def fresh(self, model: str) -> Route | None:
+        """The cached route if still fresh, without a coroutine: `fresh(m) or await get(m)`
+        saves the hit path a coroutine frame."""
+        entry = self._entries.get(model)
+        if entry is not None and self._clock() < entry.fresh_until:
+            return entry.route
+        return None
+
     def peek(self, model: str) -> Route | None:
         """The cached route, fresh or stale, without fetching."""
         entry = self._entries.get(model)

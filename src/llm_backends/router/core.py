@@ -168,7 +168,7 @@ class LLMRouter:
         stop: Stop = None,
     ) -> Result:
         """`generate` as a typed Result (what a gateway uses)."""
-        route = await self._cache.get(model)
+        route = self._cache.fresh(model) or await self._cache.get(model)
         request = _request(route.config, prompt, None, temperature, max_tokens, system, stop)
         return await self._complete(model, route, request)
 
@@ -183,7 +183,7 @@ class LLMRouter:
         stop: Stop = None,
     ) -> Result:
         """`chat` as a typed Result."""
-        route = await self._cache.get(model)
+        route = self._cache.fresh(model) or await self._cache.get(model)
         request = _request(route.config, None, messages, temperature, max_tokens, system, stop)
         return await self._complete(model, route, request)
 
@@ -348,7 +348,7 @@ class LLMRouter:
         stop: Stop,
     ) -> AsyncGenerator[Chunk, None]:
         model = handle.model
-        route = await self._cache.get(model)
+        route = self._cache.fresh(model) or await self._cache.get(model)
         request = _request(route.config, prompt, messages, temperature, max_tokens, system, stop)
         scope = self._current_scope()
         log.debug(

@@ -7,6 +7,7 @@ Plain functions over the shared session: no classes, no state.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -43,11 +44,15 @@ DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 _ERROR_BODY_CAP = 64 * 1024
 
 
+@functools.lru_cache(maxsize=256)
 def complete_timeout(connect: float, read: float) -> aiohttp.ClientTimeout:
-    """A whole answer must arrive within connect + read seconds."""
-    return aiohttp.ClientTimeout(total=connect + read, sock_connect=connect, sock_read=read)
+    """A whole answer must arrive within connect + read seconds. No per-read timeout: the
+    total bounds every read already, and aiohttp re-arms a read timer on each packet.
+    (Immutable, so cached: configs repeat the same few values.)"""
+    return aiohttp.ClientTimeout(total=connect + read, sock_connect=connect)
 
 
+@functools.lru_cache(maxsize=256)
 def stream_timeout(connect: float, read: float) -> aiohttp.ClientTimeout:
     """A stream may run for ever, but each read waits at most `read` seconds."""
     return aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=read)
@@ -208,8 +213,10 @@ async def post_json(
             status = response.status
             if status != 200:
                 body = await read_error_body(response)
-            elif (response.content_length or 0) > max_bytes:
-                raise too_large("response body", max_bytes, config, kind)
+            elif (length := response.content_length) is not None:
+                if length > max_bytes:
+                    raise too_large("response body", max_bytes, config, kind)
+                body = await response.read()  # exactly Content-Length bytes
             else:
                 body, more = await read_capped(response, max_bytes)
                 if more:
