@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -302,7 +303,7 @@ def _fmt(v: Any, digits: int = 2) -> str:
 
 def _columns(doc: dict[str, Any]) -> list[str]:
     cols = ["direct"]
-    for section in ("chat", "stream"):
+    for section in ("chat", "ollama", "stream"):
         for sub in (doc["results"].get(section) or {}).values():
             for name in sub:
                 if name not in cols:
@@ -322,26 +323,8 @@ def rows(doc: dict[str, Any]) -> list[tuple[str, list[str]]]:
     def row(label: str, getter: Any) -> None:
         out.append((label, [getter(c) for c in cols]))
 
-    for conc in ("c1", "c32"):
-        sec = _get(r, "chat", conc)
-        if not sec:
-            continue
-        n = conc[1:]
-        row(f"chat c={n} req/s", lambda c, s=sec: _fmt(_get(s, c, "rps"), 0))
-        row(
-            f"chat c={n} p50 / p99 ms",
-            lambda c, s=sec: (
-                f"{_fmt(_get(s, c, 'p50_ms'), 3)} / {_fmt(_get(s, c, 'p99_ms'), 3)}"
-                if _get(s, c)
-                else "-"
-            ),
-        )
-        if conc == "c1":
-            row(
-                "chat c=1 added p50 ms",
-                lambda c, s=sec: _fmt(_get(s, c, "added_p50_ms"), 3) if c != "direct" else "(ref)",
-            )
-        row(f"chat c={n} errors", lambda c, s=sec: _fmt(_get(s, c, "errors")))
+    _chat_rows(row, r.get("chat"), "chat")
+    _chat_rows(row, r.get("ollama"), "ollama chat")
     ttfb = _get(r, "stream", "ttfb_c1")
     if ttfb:
         row("stream TTFB p50 ms (paced, c=1)", lambda c: _fmt(_get(ttfb, c, "ttfb_p50_ms"), 3))
@@ -367,6 +350,30 @@ def rows(doc: dict[str, Any]) -> list[tuple[str, list[str]]]:
         row("idle RSS MB after start", lambda c: _fmt(_get(res, c, "idle_rss_mb"), 1))
         row("cold start s (median)", lambda c: _fmt(_get(res, c, "cold_start_median_s"), 3))
     return out
+
+
+def _chat_rows(row: Callable[[str, Any], None], section: Any, name: str) -> None:
+    """req/s, p50 / p99, added p50 (c=1) and errors of a non-streaming chat section."""
+    for conc in ("c1", "c32"):
+        sec = _get(section, conc)
+        if not sec:
+            continue
+        n = conc[1:]
+        row(f"{name} c={n} req/s", lambda c, s=sec: _fmt(_get(s, c, "rps"), 0))
+        row(
+            f"{name} c={n} p50 / p99 ms",
+            lambda c, s=sec: (
+                f"{_fmt(_get(s, c, 'p50_ms'), 3)} / {_fmt(_get(s, c, 'p99_ms'), 3)}"
+                if _get(s, c)
+                else "-"
+            ),
+        )
+        if conc == "c1":
+            row(
+                f"{name} c=1 added p50 ms",
+                lambda c, s=sec: _fmt(_get(s, c, "added_p50_ms"), 3) if c != "direct" else "(ref)",
+            )
+        row(f"{name} c={n} errors", lambda c, s=sec: _fmt(_get(s, c, "errors")))
 
 
 def table(doc: dict[str, Any]) -> str:
@@ -461,6 +468,10 @@ def markdown(doc: dict[str, Any]) -> str:
         "`bench/lua/post_json.lua`) for non-streaming runs; for streaming, `bench/load.py`'s "
         "Python engine (raw asyncio Protocol + httptools on uvloop), the one that sees the "
         "first body byte. Both are closed-loop, keep-alive, one connection per client.",
+        "- Ollama rows: the same non-streaming load on Ollama's `POST /api/chat` "
+        '(`"stream": false`, `options.num_predict` 16), direct to the mock\'s own /api/chat '
+        "and through llm-backends' (config `bench-ollama`, an `ollama` backend on the same "
+        "mock). LiteLLM proxy serves no Ollama-compatible API, hence its `-`.",
         "- Mock backend (`bench/mock_backend.py`): raw asyncio + httptools on uvloop; answers "
         "instantly unless paced. The paced stream mock sends 8 chunks 5 ms apart, so TTFB "
         "shows whether a gateway really streams.",

@@ -5,6 +5,7 @@
 
 Scenarios (`--only` takes any of them, comma-separated):
   chat     non-streaming chat, concurrency 1 and 32: req/s, p50/p99, added latency vs direct
+  ollama   the same on Ollama's API (POST /api/chat, stream false); LiteLLM proxy has none
   stream   streaming: time to first byte (paced mock, c=1) and req/s (instant mock, c=32)
   library  router.generate() cost per call beyond a raw aiohttp call to the same mock
   auto     `auto` with MLX down (closed port; accept-then-hang): first and following requests
@@ -29,12 +30,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from bench import procs, report, targets
 from bench.targets import Gateway, Http, Mocks, Target
 
-SCENARIOS = ("startup", "chat", "stream", "auto", "admin", "library")
+SCENARIOS = ("startup", "chat", "stream", "auto", "admin", "library", "ollama")
+
+#: Which API a load run speaks: OpenAI's `POST /v1/chat/completions` or Ollama's `/api/chat`.
+Api = Literal["openai", "ollama"]
 
 
 @dataclass
@@ -143,18 +147,19 @@ def load(
     stream: bool = False,
     paced: bool = False,
     engine: str = "auto",
+    api: Api = "openai",
 ) -> dict[str, Any]:
     """One closed-loop run of bench.load on the client core."""
     import json
 
-    model = target.paced_model if paced else target.chat_model
-    body = json.dumps(targets.chat_body(model))
+    url, body_obj = _request(target, api, paced)
+    body = json.dumps(body_obj)
     argv = [
         procs.PYTHON,
         "-m",
         "bench.load",
         "--url",
-        target.chat_url,
+        url,
         "-c",
         str(concurrency),
         "-d",
@@ -170,6 +175,16 @@ def load(
     if stream:
         argv.append("--stream")
     return procs.run_json(argv, cpus=procs.CLIENT_CPU, timeout=duration + warmup + 90)
+
+
+def _request(target: Target, api: Api, paced: bool) -> tuple[str, dict[str, Any]]:
+    """URL and JSON body of one load run's requests."""
+    if api == "ollama":
+        if target.ollama_model is None:
+            raise ValueError(f"{target.name} serves no Ollama API")
+        return target.ollama_url, targets.ollama_chat_body(target.ollama_model)
+    model = target.paced_model if paced else target.chat_model
+    return target.chat_url, targets.chat_body(model)
 
 
 def interleaved(
@@ -228,6 +243,23 @@ def scenario_chat(plan: Plan, tgts: list[Target], xcore: Target) -> dict[str, An
             [*tgts, xcore] if conc == 1 else tgts,
             f"chat c={conc}",
             lambda t, c=conc: load(t, concurrency=c, duration=plan.duration, warmup=plan.warmup),
+        )
+        res[f"c{conc}"] = summarize_load(runs)
+    return res
+
+
+def scenario_ollama(plan: Plan, tgts: list[Target]) -> dict[str, Any]:
+    """Non-streaming Ollama `POST /api/chat` at c=1 and 32; added latency is vs the mock's own
+    /api/chat. Only targets with an Ollama API take part (not LiteLLM proxy)."""
+    res: dict[str, Any] = {}
+    for conc in (1, 32):
+        runs = interleaved(
+            plan,
+            tgts,
+            f"ollama chat c={conc}",
+            lambda t, c=conc: load(
+                t, concurrency=c, duration=plan.duration, warmup=plan.warmup, api="ollama"
+            ),
         )
         res[f"c{conc}"] = summarize_load(runs)
     return res
@@ -523,6 +555,8 @@ def main(argv: list[str] | None = None) -> int:
         guarded("startup", lambda: scenario_startup(plan, setup))
         tgts = [targets.direct_target(mocks)] + [g.target("bench-paced") for g in gws]
         guarded("chat", lambda: scenario_chat(plan, tgts, targets.xcore_target(mocks)))
+        ollama = [t for t in tgts if t.ollama_model is not None]
+        guarded("ollama", lambda: scenario_ollama(plan, ollama))
         paced = [targets.direct_paced_target(mocks)] + [g.target("bench-paced") for g in gws]
         guarded("stream", lambda: scenario_stream(plan, paced, tgts))
         # Peak RSS after the loads (VmHWM covers the whole life of the process).
@@ -534,7 +568,7 @@ def main(argv: list[str] | None = None) -> int:
                 "cold_start_median_s": round(statistics.median(setup.cold[name]), 3)
                 if setup.cold.get(name)
                 else None,
-                "after_load": "chat" in plan.only or "stream" in plan.only,
+                "after_load": any(s in plan.only for s in ("chat", "ollama", "stream")),
             }
             for name, gw in setup.gateways.items()
         }

@@ -18,6 +18,7 @@ from typing import Any
 from bench import procs
 
 CHAT_PATH = "/v1/chat/completions"
+OLLAMA_CHAT_PATH = "/api/chat"
 LITELLM_VENV = procs.BENCH / ".venv-litellm"
 LITELLM_DIR = procs.BENCH / "litellm"
 
@@ -31,6 +32,16 @@ def chat_body(model: str, stream: bool = False) -> dict[str, Any]:
     if stream:
         body["stream"] = True
     return body
+
+
+def ollama_chat_body(model: str) -> dict[str, Any]:
+    """Ollama's `POST /api/chat`, one JSON object back (Ollama streams unless told not to)."""
+    return {
+        "model": model,
+        "messages": [{"role": "user", "content": "hi"}],
+        "stream": False,
+        "options": {"num_predict": 16},
+    }
 
 
 @dataclass
@@ -109,10 +120,16 @@ class Target:
     chat_model: str
     paced_model: str
     gateway: Gateway | None = None
+    #: Model for Ollama's `POST /api/chat`; None when the target serves no Ollama API.
+    ollama_model: str | None = None
 
     @property
     def chat_url(self) -> str:
         return f"http://127.0.0.1:{self.port}{CHAT_PATH}"
+
+    @property
+    def ollama_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{OLLAMA_CHAT_PATH}"
 
     def header_args(self) -> list[str]:
         out: list[str] = []
@@ -132,6 +149,8 @@ class Gateway:
     log_dir: Path
     headers: dict[str, str] = field(default_factory=dict)
     chat_model: str = "bench-openai"
+    #: None when the gateway serves no Ollama API (LiteLLM proxy, the stub).
+    ollama_model: str | None = None
     port: int = 0
     child: procs.Child | None = None
     starts: int = 0
@@ -178,7 +197,15 @@ class Gateway:
         return self.child.pid
 
     def target(self, paced_model: str) -> Target:
-        return Target(self.name, self.port, self.headers, self.chat_model, paced_model, self)
+        return Target(
+            self.name,
+            self.port,
+            self.headers,
+            self.chat_model,
+            paced_model,
+            self,
+            self.ollama_model,
+        )
 
 
 @dataclass
@@ -231,7 +258,7 @@ def start_mocks(log_dir: Path, paced_chunk_delay_ms: float) -> Mocks:
 
 
 def direct_target(mocks: Mocks) -> Target:
-    return Target("direct", mocks.main.port, {}, "mock", "mock")
+    return Target("direct", mocks.main.port, {}, "mock", "mock", ollama_model="mock")
 
 
 def xcore_target(mocks: Mocks) -> Target:
@@ -272,6 +299,8 @@ def llm_backends_gateway(
         argv = [str(cli), "serve", "--host", "127.0.0.1", "--port", "{port}"]
         name = "llm-backends"
     gw = Gateway(name, argv, env, work, work / "logs")
+    if not stub:
+        gw.ollama_model = "bench-ollama"  # the stub serves only the OpenAI API
     gw.version = _pkg_version(procs.PYTHON, "llm-backends")
     return gw
 

@@ -46,10 +46,9 @@ _ERROR_BODY_CAP = 64 * 1024
 
 @functools.lru_cache(maxsize=256)
 def complete_timeout(connect: float, read: float) -> aiohttp.ClientTimeout:
-    """A whole answer must arrive within connect + read seconds. No per-read timeout: the
-    total bounds every read already, and aiohttp re-arms a read timer on each packet.
-    (Immutable, so cached: configs repeat the same few values.)"""
-    return aiohttp.ClientTimeout(total=connect + read, sock_connect=connect)
+    """A whole answer must arrive within connect + read seconds, and a silent server is given
+    up after `read` seconds. (Immutable, so cached: configs repeat the same few values.)"""
+    return aiohttp.ClientTimeout(total=connect + read, sock_connect=connect, sock_read=read)
 
 
 @functools.lru_cache(maxsize=256)
