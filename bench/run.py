@@ -269,46 +269,26 @@ def scenario_stream(plan: Plan, paced: list[Target], instant: list[Target]) -> d
     """TTFB against the paced mock (does the gateway really stream?) and the instant one:
     between paced requests the gateway's core sits idle for ms, and waking an idle vCPU costs
     this VM ~0.5 ms; the instant mock keeps it busy, so its TTFB is the gateway's own work."""
-    ttfb = interleaved(
-        plan,
-        paced,
-        "stream TTFB c=1",
-        lambda t: load(
-            t,
-            concurrency=1,
-            duration=plan.duration,
-            warmup=plan.warmup,
-            stream=True,
-            paced=True,
-            engine="python",
-        ),
-    )
-    ttfb_instant = interleaved(
-        plan,
-        instant,
-        "stream TTFB c=1 instant",
-        lambda t: load(
-            t,
-            concurrency=1,
-            duration=plan.duration,
-            warmup=plan.warmup,
-            stream=True,
-            engine="python",
-        ),
-    )
-    rps = interleaved(
-        plan,
-        instant,
-        "stream c=32",
-        lambda t: load(
-            t,
-            concurrency=32,
-            duration=plan.duration,
-            warmup=plan.warmup,
-            stream=True,
-            engine="python",
-        ),
-    )
+
+    def streams(what: str, tgts: list[Target], concurrency: int, pacing: bool = False) -> Any:
+        return interleaved(
+            plan,
+            tgts,
+            what,
+            lambda t: load(
+                t,
+                concurrency=concurrency,
+                duration=plan.duration,
+                warmup=plan.warmup,
+                stream=True,
+                paced=pacing,
+                engine="python",
+            ),
+        )
+
+    ttfb = streams("stream TTFB c=1", paced, 1, pacing=True)
+    ttfb_instant = streams("stream TTFB c=1 instant", instant, 1)
+    rps = streams("stream c=32", instant, 32)
     return {
         "ttfb_c1": summarize_load(ttfb, key="ttfb_p50_ms"),
         "ttfb_c1_instant": summarize_load(ttfb_instant, key="ttfb_p50_ms"),
