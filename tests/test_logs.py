@@ -9,6 +9,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -130,6 +131,27 @@ def test_info_lines_are_buffered_not_written_one_by_one(raw: RecordingRaw) -> No
     factory.close()
     assert len(raw.writes) == 1
     assert [line["n"] for line in raw.lines()] == list(range(100))
+
+
+def test_lines_queued_by_a_loop_that_ended_are_still_written() -> None:
+    recorder = RecordingRaw()
+    writer = JsonLines(io.BufferedWriter(recorder), flush_interval=0.02)
+    loop = asyncio.new_event_loop()
+
+    def log_and_stop() -> None:
+        writer.info({"event": "last_words", "level": "info", "timestamp": time.time()})
+        loop.stop()  # the loop ends before the drain it scheduled can run
+
+    loop.call_soon(log_and_stop)
+    loop.run_forever()
+    loop.close()
+    try:
+        deadline = time.monotonic() + 10
+        while not recorder.writes and time.monotonic() < deadline:
+            time.sleep(0.01)  # polling for the flush thread, bounded by the deadline
+        assert [line["event"] for line in recorder.lines()] == ["last_words"]
+    finally:
+        writer.close()
 
 
 def run_python(code: str, tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:

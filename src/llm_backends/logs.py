@@ -94,14 +94,16 @@ class JsonLines:
     `debug`/`info` events are queued and rendered by a `call_soon` callback of the running
     loop (at once when there is none); `warning` and above are rendered at once, after
     anything queued, and flushed. A daemon thread flushes the stream every `flush_interval`
-    seconds (0: every line is flushed as it is written).
+    seconds (0: every line is flushed as it is written), and writes what a loop that ended
+    before its callback ran left queued.
     """
 
     def __init__(self, stream: BinaryIO, flush_interval: float) -> None:
         self._stream = stream
         self._interval = flush_interval
         self._queue: deque[Event] = deque()
-        self._scheduled = False
+        #: The loop a drain is scheduled on (None: none is).
+        self._scheduled_on: asyncio.AbstractEventLoop | None = None
         self._redact = SecretRedactor()
         self._iso = IsoTime()
         self._stopped = threading.Event()
@@ -115,15 +117,17 @@ class JsonLines:
 
     def _later(self, event: Event) -> None:
         self._queue.append(event)
-        if self._scheduled:
-            return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # not in a loop: nothing to wait for
             self.drain()
             return
-        self._scheduled = True
-        loop.call_soon(self.drain)
+        if self._interval <= 0:  # every line as it happens was asked for
+            self.drain()
+            return
+        if self._scheduled_on is not loop:
+            self._scheduled_on = loop
+            loop.call_soon(self.drain)
 
     def _now(self, event: Event) -> None:
         self._queue.append(event)
@@ -140,7 +144,7 @@ class JsonLines:
 
     def drain(self) -> None:
         """Render and write every queued event, in order."""
-        self._scheduled = False
+        self._scheduled_on = None
         queue = self._queue
         lines: list[bytes] = []
         while queue:
@@ -174,6 +178,9 @@ class JsonLines:
 
     def _flush_periodically(self) -> None:
         while not self._stopped.wait(self._interval):
+            loop = self._scheduled_on
+            if self._queue and (loop is None or not loop.is_running()):
+                self.drain()  # its loop ended before the drain ran: write the lines anyway
             self.flush()
 
 
