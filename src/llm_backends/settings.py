@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     llm_router_connect_timeout: float = Field(
         default=3.0,
         gt=0,
-        description="TCP connect timeout to a backend (read timeout is per config).",
+        description="TCP connect timeout to a backend (within the per-config timeout_seconds).",
     )
     max_backend_response_bytes: int = Field(
         default=32 * 1024 * 1024,

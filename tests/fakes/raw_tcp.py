@@ -7,6 +7,8 @@ misbehave at the socket. Each connection runs one `Conduct`:
   whose kernel still accepts connections).
 - `declared_huge`: send a 200 whose headers declare an enormous Content-Length, then nothing
   (a hostile server announcing a body that would exhaust memory).
+- `drip`: send a 200 and then its body a byte every 50 ms, never finishing (a server that is
+  never silent long enough for a per-read timeout, yet never answers).
 
 `with raw_server("silent") as server:` ... `server.url`, `server.accepted` (connections
 accepted so far), `server.open` (connections the client has not closed yet).
@@ -22,7 +24,7 @@ from typing import Literal
 
 from tests.fakes.server import free_port
 
-Conduct = Literal["silent", "declared_huge"]
+Conduct = Literal["silent", "declared_huge", "drip"]
 
 #: What `declared_huge` claims its body is: a terabyte.
 HUGE_LENGTH = 10**12
@@ -48,8 +50,19 @@ async def _declared_huge(reader: asyncio.StreamReader, writer: asyncio.StreamWri
     await _drain_until_closed(reader)
 
 
+async def _drip(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await reader.readuntil(b"\r\n\r\n")
+    writer.write(
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100000\r\n\r\n"
+    )
+    while True:
+        writer.write(b" ")
+        await writer.drain()
+        await asyncio.sleep(0.05)
+
+
 _CONDUCTS: dict[Conduct, Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]]
-_CONDUCTS = {"silent": _silent, "declared_huge": _declared_huge}
+_CONDUCTS = {"silent": _silent, "declared_huge": _declared_huge, "drip": _drip}
 
 
 class RawServer:

@@ -21,6 +21,7 @@ from llm_backends.router.errors import (
 from llm_backends.router.types import CompletionRequest
 from tests.fakes.common import FakeServer
 from tests.fakes.fake_openai import OpenAIBehaviour
+from tests.fakes.raw_tcp import raw_server
 from tests.fakes.server import free_port
 from tests.router.backends.helpers import collect, make_config, text_of
 
@@ -242,6 +243,17 @@ async def test_slow_answer_times_out_and_disconnects(
         await backend.complete(config, PROMPT)
 
     assert await fake_openai.aborted_within(5)
+
+
+async def test_a_dripping_answer_times_out_within_timeout_seconds(backend: OpenAIBackend) -> None:
+    """A byte every 50 ms never lets a per-read timeout fire: the whole answer has one
+    deadline, timeout_seconds, connecting included (here 0.5 s, guarded at 2 s: the
+    connect allowance, 2 s here, must not be added on top)."""
+    with raw_server("drip") as server:
+        config = make_config(server.url, "openai", timeout_seconds=0.5)
+        async with asyncio.timeout(2.0):
+            with pytest.raises(BackendTimeout):
+                await backend.complete(config, PROMPT)
 
 
 async def test_stalled_stream_times_out(backend: OpenAIBackend, fake_openai: Fake) -> None:
