@@ -75,12 +75,14 @@ class GatewayError(Exception):
 
 
 def from_router_error(error: LLMRouterError) -> GatewayError:
-    """502 unavailable/invalid, 504 timeout, 404 unknown model, 400 rejected request."""
+    """502 unavailable/invalid, 504 timeout, 404 unknown model, 400 rejected request; a
+    backend's Retry-After (it answered 503 or 429) is passed on."""
     return GatewayError(
         error.http_status,
         redact(str(error)),
         code=error_code(error),
         backend=error.backend,
+        headers={"Retry-After": error.retry_after} if error.retry_after else None,
     )
 
 

@@ -19,12 +19,15 @@ class LLMRouterError(Exception):
         backend: str,
         endpoint: str,
         status_code: int | None = None,
+        retry_after: str | None = None,
     ) -> None:
         self.reason = reason
         self.model = model
         self.backend = backend
         self.endpoint = endpoint
         self.status_code = status_code
+        #: The backend's Retry-After (with a 503 or 429), for a gateway to pass on.
+        self.retry_after = retry_after
         super().__init__(f"{reason} (model={model!r}, backend={backend!r}, endpoint={endpoint!r})")
 
 

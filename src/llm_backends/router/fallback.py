@@ -93,6 +93,7 @@ def after_fallback(error: LLMRouterError, first: LLMRouterError) -> LLMRouterErr
         backend=error.backend,
         endpoint=error.endpoint,
         status_code=error.status_code,
+        retry_after=error.retry_after,
     )
     combined.fallback_from = first.backend  # type: ignore[attr-defined]
     return combined

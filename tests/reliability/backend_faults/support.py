@@ -109,6 +109,8 @@ class Outcome:
     backend: str = ""
     #: Chunks were delivered before the error (a stream interrupted mid-way).
     mid_stream: bool = False
+    #: The Retry-After the error carries (and a gateway passes on): the backend's own.
+    retry_after: str | None = None
 
     @property
     def fallback(self) -> bool:
@@ -127,7 +129,7 @@ def expected(fault: Fault, backend: str, stream: bool) -> Outcome:
         return Outcome(StreamInterrupted, reason, kind, mid_stream=True)
     if backend == "auto":
         return Outcome(None, backend=kind)  # MLX failed before any byte: Ollama answers
-    return Outcome(fault.error, fault.reason, kind)
+    return Outcome(fault.error, fault.reason, kind, retry_after=fault.knobs.get("retry_after"))
 
 
 def stats_of(router: Any, model: str) -> ModelStats:

@@ -101,6 +101,7 @@ def check_error(protocol: str, outcome: Outcome, response: httpx.Response) -> No
     assert response.status_code == outcome.error.http_status, response.text
     assert response.headers["content-type"] == JSON
     assert response.headers["x-llm-backend"] == outcome.backend
+    assert response.headers.get("retry-after") == outcome.retry_after
     body = response.json()
     assert set(body) == {"error"}, body
     if protocol == "openai":

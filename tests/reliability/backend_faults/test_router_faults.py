@@ -119,6 +119,7 @@ async def test_router_library(
                 assert type(error) is outcome.error, repr(error)
                 assert error.backend == outcome.backend
                 assert re.search(outcome.reason, error.reason), error.reason
+                assert error.retry_after == outcome.retry_after
                 if outcome.mid_stream:
                     # Text arrived, then the failure: never a stream that looks complete.
                     assert chunks and chunks[0].text and not any(c.done for c in chunks)

@@ -8,6 +8,7 @@ Plain functions over the shared session: no classes, no state.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -39,6 +40,9 @@ _MESSAGE_LIMIT = 1000
 #: Default of the `max_backend_response_bytes` setting: far above any real answer (a whole
 #: body, or one stream line), far below what would hurt the process.
 DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+
+#: A Retry-After worth passing on: delay-seconds or an HTTP-date, nothing else.
+_RETRY_AFTER = re.compile(r"^[A-Za-z0-9 ,:]{1,40}$")
 
 #: How much of an error (non-200) body is read: enough for any message, never more.
 _ERROR_BODY_CAP = 64 * 1024
@@ -75,6 +79,7 @@ def fail(
     config: BackendConfig,
     kind: str,
     status_code: int | None = None,
+    retry_after: str | None = None,
 ) -> LLMRouterError:
     """An error naming the model, the backend and the endpoint."""
     return cls(
@@ -83,6 +88,7 @@ def fail(
         backend=kind,
         endpoint=config.endpoint_url,
         status_code=status_code,
+        retry_after=retry_after,
     )
 
 
@@ -116,8 +122,11 @@ def shorten(message: str) -> str:
     return message[:_MESSAGE_LIMIT] + f"... ({len(message) - _MESSAGE_LIMIT} more characters)"
 
 
-def status_error(status: int, body: bytes, config: BackendConfig, kind: str) -> LLMRouterError:
-    """Map a non-200 answer to the error class that tells the router what to do next."""
+def status_error(
+    status: int, body: bytes, config: BackendConfig, kind: str, retry_after: str | None = None
+) -> LLMRouterError:
+    """Map a non-200 answer to the error class that tells the router what to do next; a
+    503 or 429 keeps the server's Retry-After when it looks like one (seconds or a date)."""
     reason = f"HTTP {status}: {error_message(body)}"
     if status == 404:
         cls: type[LLMRouterError] = ModelNotFound
@@ -131,7 +140,9 @@ def status_error(status: int, body: bytes, config: BackendConfig, kind: str) -> 
     else:
         # 5xx, but also 401/403/429 and redirects: this backend can't serve us, another might.
         cls = BackendUnavailable
-    return fail(cls, reason, config, kind, status)
+    if status not in (429, 503) or not retry_after or not _RETRY_AFTER.match(retry_after):
+        retry_after = None
+    return fail(cls, reason, config, kind, status, retry_after)
 
 
 def transport_error(exc: BaseException, config: BackendConfig, kind: str) -> LLMRouterError:
@@ -207,6 +218,7 @@ async def post_json(
     A body over `max_bytes` is refused (unread past the limit, the connection is dropped).
     """
     timeout = complete_timeout(connect_timeout, config.timeout_seconds)
+    retry_after: str | None = None
     try:
         async with session.post(
             url, data=orjson.dumps(payload), headers=JSON_HEADERS, timeout=timeout
@@ -214,6 +226,7 @@ async def post_json(
             status = response.status
             if status != 200:
                 body = await read_error_body(response)
+                retry_after = response.headers.get("Retry-After")
             elif (length := response.content_length) is not None:
                 if length > max_bytes:
                     raise too_large("response body", max_bytes, config, kind)
@@ -225,7 +238,7 @@ async def post_json(
     except TRANSPORT_ERRORS as exc:
         raise transport_error(exc, config, kind) from exc
     if status != 200:
-        raise status_error(status, body, config, kind)
+        raise status_error(status, body, config, kind, retry_after)
     return body
 
 
@@ -253,7 +266,8 @@ async def stream_lines(
         ) as response:
             if response.status != 200:
                 body = await read_error_body(response)
-                raise status_error(response.status, body, config, kind)
+                retry_after = response.headers.get("Retry-After")
+                raise status_error(response.status, body, config, kind, retry_after)
             buffer = bytearray()  # grows in place: a long line costs linear, not quadratic, time
             async for data in response.content.iter_any():
                 buffer += data
