@@ -117,15 +117,10 @@ class JsonLines:
 
     def _later(self, event: Event) -> None:
         self._queue.append(event)
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # not in a loop: nothing to wait for
+        loop = _running_loop() if self._interval > 0 else None
+        if loop is None:  # no loop to wait for, or every line as it happens was asked for
             self.drain()
-            return
-        if self._interval <= 0:  # every line as it happens was asked for
-            self.drain()
-            return
-        if self._scheduled_on is not loop:
+        elif self._scheduled_on is not loop:
             self._scheduled_on = loop
             loop.call_soon(self.drain)
 
@@ -182,6 +177,13 @@ class JsonLines:
             if self._queue and (loop is None or not loop.is_running()):
                 self.drain()  # its loop ended before the drain ran: write the lines anyway
             self.flush()
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _own_stdout() -> BinaryIO:

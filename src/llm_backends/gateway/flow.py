@@ -94,13 +94,9 @@ async def read_body(request: Request) -> bytes:
             message = await request.receive()
             if message["type"] == "http.disconnect":
                 raise ClientDisconnect
-            body: bytes = message.get("body", b"")
+            chunks.append(message.get("body", b""))
             if not message.get("more_body", False):
-                if not chunks:
-                    return body
-                chunks.append(body)
-                return b"".join(chunks)
-            chunks.append(body)
+                return b"".join(chunks)  # one chunk: the same bytes object, not a copy
     except HTTPException as error:  # the body-size limit, on a chunked body
         raise GatewayError(error.status_code, str(error.detail)) from None
 

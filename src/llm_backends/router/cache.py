@@ -65,10 +65,7 @@ class RouteCache:
         self._source_down = False
 
     async def get(self, model: str) -> Route:
-        entry = self._entries.get(model)
-        if entry is not None and self._clock() < entry.fresh_until:
-            return entry.route
-        return await self._refresh(model, entry)
+        return self.fresh(model) or await self._refresh(model, self._entries.get(model))
 
     def fresh(self, model: str) -> Route | None:
         """The cached route if still fresh, without a coroutine: `fresh(m) or await get(m)`

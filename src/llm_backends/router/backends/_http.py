@@ -185,10 +185,13 @@ async def read_capped(response: aiohttp.ClientResponse, cap: int) -> tuple[bytes
     return bytes(body), False
 
 
-async def read_error_body(response: aiohttp.ClientResponse) -> bytes:
-    """The start of a non-200 body: only its message is needed, whatever its size."""
+async def answer_error(
+    response: aiohttp.ClientResponse, config: BackendConfig, kind: str
+) -> LLMRouterError:
+    """The router error of a non-200 answer: from its status, the message at the start of
+    its body (only that is read, whatever the body's size) and its Retry-After."""
     body, _ = await read_capped(response, _ERROR_BODY_CAP)
-    return body
+    return status_error(response.status, body, config, kind, response.headers.get("Retry-After"))
 
 
 def load_object(body: bytes, config: BackendConfig, kind: str) -> dict[str, Any]:
@@ -218,16 +221,13 @@ async def post_json(
     A body over `max_bytes` is refused (unread past the limit, the connection is dropped).
     """
     timeout = complete_timeout(connect_timeout, config.timeout_seconds)
-    retry_after: str | None = None
     try:
         async with session.post(
             url, data=orjson.dumps(payload), headers=JSON_HEADERS, timeout=timeout
         ) as response:
-            status = response.status
-            if status != 200:
-                body = await read_error_body(response)
-                retry_after = response.headers.get("Retry-After")
-            elif (length := response.content_length) is not None:
+            if response.status != 200:
+                raise await answer_error(response, config, kind)
+            if (length := response.content_length) is not None:
                 if length > max_bytes:
                     raise too_large("response body", max_bytes, config, kind)
                 body = await response.read()  # exactly Content-Length bytes
@@ -237,8 +237,6 @@ async def post_json(
                     raise too_large("response body", max_bytes, config, kind)
     except TRANSPORT_ERRORS as exc:
         raise transport_error(exc, config, kind) from exc
-    if status != 200:
-        raise status_error(status, body, config, kind, retry_after)
     return body
 
 
@@ -265,9 +263,7 @@ async def stream_lines(
             url, data=orjson.dumps(payload), headers=JSON_HEADERS, timeout=timeout
         ) as response:
             if response.status != 200:
-                body = await read_error_body(response)
-                retry_after = response.headers.get("Retry-After")
-                raise status_error(response.status, body, config, kind, retry_after)
+                raise await answer_error(response, config, kind)
             buffer = bytearray()  # grows in place: a long line costs linear, not quadratic, time
             async for data in response.content.iter_any():
                 buffer += data
