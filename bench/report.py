@@ -100,6 +100,10 @@ def versions(gateways: dict[str, targets.Gateway]) -> dict[str, str]:
         if lite
         else (targets._pkg_version(str(targets.LITELLM_VENV / "bin" / "python"), "litellm") or "-")
     )
+    portkey = gateways.get("portkey")
+    out["portkey"] = (
+        portkey.version if portkey else (targets._npm_version(targets.PORTKEY_PACKAGE) or "-")
+    )
     out["wrk"] = targets.wrk_version() or "-"
     return out
 
@@ -176,6 +180,66 @@ def checks(results: dict[str, Any]) -> list[dict[str, Any]]:
         None if cold is None else f"{cold} s",
         "< 2 s",
         None if cold is None else cold < 2,
+    )
+    out += performance_checks(results, name)
+    return out
+
+
+#: The figures of the last run before the performance issue (bench/results of 2026-11-26):
+#: streaming time to first byte added at c=1, against the paced and the instant mock.
+BASELINE_STREAM_ADDED_TTFB_MS = {"ttfb_c1": 0.912, "ttfb_c1_instant": 0.448}
+
+
+def performance_checks(results: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    """The performance issue's targets: against Portkey, LiteLLM, the direct mock, and the
+    figures of the run before it."""
+    out: list[dict[str, Any]] = []
+
+    def add(label: str, value: Any, bound: str, ok: bool | None) -> None:
+        out.append({"target": label, "value": value, "bound": bound, "pass": ok})
+
+    portkey_added = _get(results, "chat", "c1", "portkey", "added_p50_ms")
+    lite_added = _get(results, "chat", "c1", "litellm", "added_p50_ms")
+    for section, label in (("chat", "OpenAI"), ("ollama", "Ollama")):
+        added = _get(results, section, "c1", name, "added_p50_ms")
+        ok = None if added is None or not portkey_added else added <= 0.5 * portkey_added
+        add(
+            f"added latency c=1, {label} protocol, vs Portkey's (OpenAI)",
+            None if ok is None else f"{added:.3f} of {portkey_added:.3f} ms",
+            "<= 0.5 of it",
+            ok,
+        )
+        ok = None if added is None or not lite_added else added <= lite_added / 20
+        add(
+            f"added latency c=1, {label} protocol, vs LiteLLM's",
+            None if ok is None else f"{added:.3f} of {lite_added:.3f} ms",
+            "<= 1/20 of it",
+            ok,
+        )
+    ours = _get(results, "chat", "c32", name, "rps")
+    direct = _get(results, "chat", "c32", "direct", "rps")
+    share = ours / direct if ours and direct else None
+    add(
+        "throughput c=32 as a share of the direct mock's",
+        None if share is None else f"1/{1 / share:.1f}",
+        ">= 1/5",
+        None if share is None else share >= 0.2,
+    )
+    for key, label in (("ttfb_c1", "paced"), ("ttfb_c1_instant", "instant")):
+        added = _get(results, "stream", key, name, "added_ttfb_p50_ms")
+        before = BASELINE_STREAM_ADDED_TTFB_MS[key]
+        add(
+            f"stream added TTFB c=1 ({label} mock) vs before ({before} ms)",
+            None if added is None else f"{added:.3f} ms",
+            f"<= {before / 2:.3f} ms",
+            None if added is None else added <= before / 2,
+        )
+    lib = _get(results, "library", "openai/logs-default", "overhead_cpu_us")
+    add(
+        "library overhead per call (openai backend, default logs)",
+        None if lib is None else f"{lib} µs",
+        "<= 25 µs",
+        None if lib is None else lib <= 25,
     )
     return out
 
@@ -472,7 +536,8 @@ def markdown(doc: dict[str, Any]) -> str:
         f"- Pinning: {doc['pinning']['how']}. The gateway under test has a core to itself, "
         "as it would in production; the mock and the load generator together cost well under "
         "a core at the rates reached (see *direct*).",
-        "- Interleaved rounds: direct, llm-backends, LiteLLM, then again starting one further; "
+        "- Interleaved rounds: direct, llm-backends, LiteLLM, Portkey, then again starting one "
+        "further; "
         f"{doc['plan']['rounds']} rounds of {doc['plan']['duration']:g} s after "
         f"{doc['plan']['warmup']:g} s of warm-up each; every figure is the median over rounds, "
         "and added latency is paired per round (gateway p50 minus direct p50 of that round).",
@@ -489,6 +554,14 @@ def markdown(doc: dict[str, Any]) -> str:
         "shows whether a gateway really streams.",
         "- LiteLLM proxy: own venv (`bench/.venv-litellm`, `bench/litellm/requirements.txt`), "
         "one worker, master key, no database (`bench/litellm/config.yaml`).",
+        "- Portkey: its open-source gateway (`@portkey-ai/gateway`, Node, pinned by "
+        "`bench/portkey/package-lock.json`, with `hono` 4.9.7 and `@hono/node-server` 1.13.5 "
+        "pinned through npm `overrides`: newer ones break its SSE), `NODE_ENV=production`, "
+        "`--headless`, one process, routed to the same mock by header (`x-portkey-provider: "
+        "openai`, `x-portkey-custom-host: <mock>/v1`). Not like-for-like: Portkey checks no key "
+        "of its own and looks up no per-model config (the upstream comes with every request); "
+        "it serves no Ollama API (its `-`); and it delays its first streamed chunk by design, "
+        "so its stream TTFB is not only its own overhead.",
         "- Gateways run with their default logging unless `--gateway-log-level` is given.",
         "",
         "## Results",

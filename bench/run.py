@@ -69,6 +69,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Plan]
     )
     p.add_argument("--no-setup", action="store_true", help="skip bench/setup.sh")
     p.add_argument("--no-litellm", action="store_true", help="leave LiteLLM out")
+    p.add_argument("--no-portkey", action="store_true", help="leave Portkey out")
     p.add_argument(
         "--gateway-log-level",
         default=None,
@@ -170,7 +171,7 @@ def load(
         body,
         "--engine",
         engine,
-        *target.header_args(),
+        *target.header_args(paced),
     ]
     if stream:
         argv.append("--stream")
@@ -495,6 +496,20 @@ def start_gateways(args: argparse.Namespace, work: Path, mocks: Mocks) -> Setup:
                 gw.stop()
         else:
             notes["litellm"] = why
+
+    if not args.no_portkey:
+        why = targets.portkey_available()
+        if why is None:
+            gw = targets.portkey_gateway(work, mocks)
+            try:
+                cold.setdefault(gw.name, []).append(round(gw.start_until_chat(60), 3))
+                gateways[gw.name] = gw
+                idle[gw.name] = round(procs.rss_mb(gw.pid), 1)
+            except (RuntimeError, TimeoutError, OSError) as error:
+                notes["portkey"] = f"could not start: {str(error)[-600:]}"
+                gw.stop()
+        else:
+            notes["portkey"] = why
     return Setup(gateways, notes, llmb, ids, cold, idle)
 
 
@@ -502,7 +517,7 @@ def scenario_startup(plan: Plan, setup: Setup) -> None:
     """Restart each gateway `cold_rounds` times (interleaved); the last one stays up."""
     for r in range(plan.cold_rounds):
         for name, gw in setup.gateways.items():
-            if name == "litellm" and r == 0 and setup.cold.get(name):
+            if name in ("litellm", "portkey") and r == 0 and setup.cold.get(name):
                 continue  # its first start already was a cold start
             gw.stop()
             plan.settle()

@@ -27,3 +27,17 @@ if [ ! -f "$stamp" ]; then
   rm -f "$venv"/.installed-*
   touch "$stamp"
 fi
+
+# Portkey's open-source gateway (Node), pinned by bench/portkey/package-lock.json. Its
+# postinstall (patch-package) is for its own development and is not needed to run it.
+portkey="$here/portkey"
+if command -v npm >/dev/null 2>&1; then
+  pstamp="$portkey/node_modules/.installed-$(sha256sum "$portkey/package-lock.json" | cut -c1-16)"
+  if [ ! -f "$pstamp" ]; then
+    echo "setup: installing Portkey gateway into $portkey/node_modules"
+    (cd "$portkey" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error >/dev/null)
+    touch "$pstamp"
+  fi
+else
+  echo "setup: npm missing; the Portkey column will be left out" >&2
+fi

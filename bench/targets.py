@@ -21,6 +21,9 @@ CHAT_PATH = "/v1/chat/completions"
 OLLAMA_CHAT_PATH = "/api/chat"
 LITELLM_VENV = procs.BENCH / ".venv-litellm"
 LITELLM_DIR = procs.BENCH / "litellm"
+PORTKEY_DIR = procs.BENCH / "portkey"
+PORTKEY_PACKAGE = PORTKEY_DIR / "node_modules" / "@portkey-ai" / "gateway"
+PORTKEY_SERVER = PORTKEY_PACKAGE / "build" / "start-server.js"
 
 
 def chat_body(model: str, stream: bool = False) -> dict[str, Any]:
@@ -122,6 +125,8 @@ class Target:
     gateway: Gateway | None = None
     #: Model for Ollama's `POST /api/chat`; None when the target serves no Ollama API.
     ollama_model: str | None = None
+    #: Headers of paced-mock requests, when the gateway picks its upstream by header (Portkey).
+    paced_headers: dict[str, str] | None = None
 
     @property
     def chat_url(self) -> str:
@@ -131,9 +136,10 @@ class Target:
     def ollama_url(self) -> str:
         return f"http://127.0.0.1:{self.port}{OLLAMA_CHAT_PATH}"
 
-    def header_args(self) -> list[str]:
+    def header_args(self, paced: bool = False) -> list[str]:
+        headers = self.paced_headers if paced and self.paced_headers else self.headers
         out: list[str] = []
-        for k, v in self.headers.items():
+        for k, v in headers.items():
             out += ["--header", f"{k}: {v}"]
         return out
 
@@ -149,8 +155,10 @@ class Gateway:
     log_dir: Path
     headers: dict[str, str] = field(default_factory=dict)
     chat_model: str = "bench-openai"
-    #: None when the gateway serves no Ollama API (LiteLLM proxy, the stub).
+    #: None when the gateway serves no Ollama API (LiteLLM proxy, Portkey, the stub).
     ollama_model: str | None = None
+    #: See Target.paced_headers.
+    paced_headers: dict[str, str] | None = None
     port: int = 0
     child: procs.Child | None = None
     starts: int = 0
@@ -205,6 +213,7 @@ class Gateway:
             paced_model,
             self,
             self.ollama_model,
+            self.paced_headers,
         )
 
 
@@ -395,6 +404,53 @@ def litellm_gateway(work: Path, mocks: Mocks) -> Gateway:
     )
     gw.version = _pkg_version(str(LITELLM_VENV / "bin" / "python"), "litellm")
     return gw
+
+
+# -- Portkey --------------------------------------------------------------------------------
+
+
+def portkey_available() -> str | None:
+    """None when usable, else why not."""
+    if not PORTKEY_SERVER.exists():
+        return "bench/portkey/node_modules missing (run bench/setup.sh; needs npm)"
+    if shutil.which("node") is None:
+        return "node not found"
+    return None
+
+
+def portkey_headers(upstream: str) -> dict[str, str]:
+    """Portkey routes by header: the provider, and the OpenAI-compatible server to call. It
+    checks no key of its own; the Authorization header is passed on to the upstream."""
+    return {
+        "x-portkey-provider": "openai",
+        "x-portkey-custom-host": upstream + "/v1",
+        "Authorization": "Bearer sk-bench-unused",
+    }
+
+
+def portkey_gateway(work: Path, mocks: Mocks) -> Gateway:
+    # NODE_ENV=production and --headless: no banner, no web console, no file watching.
+    argv = ["node", str(PORTKEY_SERVER), "--port={port}", "--headless"]
+    env: dict[str, str | None] = {"NODE_ENV": "production"}
+    gw = Gateway(
+        "portkey",
+        argv,
+        env,
+        work,
+        work / "logs",
+        headers=portkey_headers(mocks.main.url),
+        chat_model="mock",
+    )
+    gw.paced_headers = portkey_headers(mocks.paced.url)
+    gw.version = _npm_version(PORTKEY_PACKAGE)
+    return gw
+
+
+def _npm_version(package_dir: Path) -> str:
+    try:
+        return str(json.loads((package_dir / "package.json").read_text())["version"])
+    except (OSError, ValueError, KeyError):
+        return ""
 
 
 def _pkg_version(python: str, package: str) -> str:
