@@ -60,16 +60,13 @@ def needs(request: CompletionRequest) -> list[tuple[str, str]]:
     return wanted
 
 
-def _images(request: CompletionRequest) -> tuple[str, list[tuple[str, str]]] | tuple[()]:
-    found: list[tuple[str, str]] = [
-        (f"images.{i}", image) for i, image in enumerate(request.images)
-    ]
+def _images(request: CompletionRequest) -> list[tuple[str, str]]:
+    """(field, image) of every image of the request, prompt and messages alike."""
+    found = [(f"images.{i}", image) for i, image in enumerate(request.images)]
     for index, message in enumerate(request.messages or ()):
         for position, image in enumerate(message.get("images", ())):
             found.append((f"messages.{index}.images.{position}", image))
-    if not found:
-        return ()
-    return found[0][0], found
+    return found
 
 
 def refusal(
