@@ -63,6 +63,8 @@ def add_to_ollama_answer(answer: dict[str, Any], extras: OllamaExtras, chat: boo
         holder["thinking"] = extras.thinking
     if extras.tool_calls:
         holder["tool_calls"] = _ollama_calls(extras.tool_calls)
+        if chat:
+            holder["content"] = ""  # a model calling tools says nothing else
 
 
 def _ollama_line(model: str, chat: bool, now: str, **fields: Any) -> dict[str, Any]:

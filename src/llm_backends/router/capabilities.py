@@ -13,12 +13,12 @@ from collections.abc import Sequence
 from llm_backends.router.errors import BackendRequestError
 from llm_backends.router.fallback import Attempt
 from llm_backends.router.messages import is_remote
-from llm_backends.router.requests import named_tool
 from llm_backends.router.types import CompletionRequest
 
 # Capability names; a backend class lists the ones it has in `capabilities`.
 TOOLS = "tools"
-#: tool_choice "required" or a named function, which only a server with tool choice can force.
+#: tool_choice "required", which only a server with tool choice can force (a named choice is
+#: honoured everywhere: a backend without tool choice is offered only that tool).
 FORCED_TOOL_CHOICE = "forced_tool_choice"
 RESPONSE_FORMAT = "response_format"
 IMAGES = "images"
@@ -38,7 +38,7 @@ def needs(request: CompletionRequest) -> list[tuple[str, str]]:
     wanted: list[tuple[str, str]] = []
     if request.tools and request.tool_choice != "none":
         wanted.append((TOOLS, "tools"))
-        if request.tool_choice == "required" or named_tool(request.tool_choice):
+        if request.tool_choice == "required":
             wanted.append((FORCED_TOOL_CHOICE, "tool_choice"))
     if request.response_format is not None:
         ollama = request.passthrough is not None and request.passthrough.protocol == "ollama"
