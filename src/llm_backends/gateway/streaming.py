@@ -187,6 +187,8 @@ class OllamaEncoder:
         if not chunk.done:
             data = ollama_head(self._call, chunk.text, chunk.reasoning)
             data["done"] = False
+            if chunk.logprobs is not None:
+                data["logprobs"] = chunk.logprobs
             return orjson.dumps(data) + b"\n"
         lines = b""
         if self._calls:
