@@ -156,8 +156,8 @@ def test_structured_output(
     ("kind", "extra", "field"),
     [
         ("mlx", {"response_format": {"type": "json_object"}}, "response_format"),
-        ("mlx", {"n": 2, "stream": True}, "n"),
-        ("ollama", {"n": 2, "stream": True}, "n"),
+        ("mlx", {"n": 9, "stream": True}, "n"),
+        ("ollama", {"n": 9}, "n"),
         (
             "mlx",
             {
@@ -386,3 +386,30 @@ def test_logprobs_through_ollama(
         for e in c.choices[0].logprobs.content
     ]
     assert tokens  # streamed entries reach the client
+
+
+@pytest.mark.parametrize("kind", ["ollama", "mlx"])
+def test_streamed_n_from_a_backend_without_n_is_n_merged_streams(
+    gateway: GatewayServer, fake_ollama: FakeServer, fake_openai: FakeServer, kind: str
+) -> None:
+    fake = configure(gateway, kind, fake_ollama, fake_openai)
+    chunks = list(
+        gateway.openai().chat.completions.create(
+            model=MODEL,
+            messages=HI,
+            n=2,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    texts: dict[int, str] = {0: "", 1: ""}
+    finishes: dict[int, str] = {}
+    for chunk in chunks:
+        for choice in chunk.choices:
+            texts[choice.index] += choice.delta.content or ""
+            if choice.finish_reason:
+                finishes[choice.index] = choice.finish_reason
+    assert texts == {0: "Hello from the fake server.", 1: "Hello from the fake server."}
+    assert finishes == {0: "stop", 1: "stop"}
+    assert len(fake.requests) == 2
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 6
