@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 import aiohttp
 
-from llm_backends.router.backends import _http
+from llm_backends.router.backends import _fanout, _http
 from llm_backends.router.backends._http import DEFAULT_MAX_RESPONSE_BYTES
 from llm_backends.router.types import BackendConfig, Chunk, Completion, CompletionRequest
 
@@ -23,6 +23,9 @@ class Backend(ABC):
 
     #: The `backend_type` value of the configs this class serves, e.g. "ollama".
     kind: ClassVar[str]
+    #: The optional features it honours (names in `router.capabilities`); a request needing
+    #: another is refused with a 400 before any call (`auto` skips to its next backend).
+    capabilities: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(
         self,
@@ -35,8 +38,15 @@ class Backend(ABC):
         #: The largest body (or stream line) read from the server; more is an invalid answer.
         self.max_response_bytes = max_response_bytes
 
-    async def post_json(self, url: str, payload: dict[str, Any], config: BackendConfig) -> bytes:
-        """POST with this backend's session, timeouts and size limit; the 200 body."""
+    async def post_json(
+        self,
+        url: str,
+        payload: dict[str, Any],
+        config: BackendConfig,
+        hops: tuple[str, ...] = (),
+    ) -> bytes:
+        """POST with this backend's session, timeouts and size limit; the 200 body.
+        `hops` (the request's) go out as the loop-protection header."""
         return await _http.post_json(
             self.session,
             url,
@@ -45,10 +55,15 @@ class Backend(ABC):
             self.kind,
             self.connect_timeout,
             self.max_response_bytes,
+            _http.request_headers(hops),
         )
 
     def stream_lines(
-        self, url: str, payload: dict[str, Any], config: BackendConfig
+        self,
+        url: str,
+        payload: dict[str, Any],
+        config: BackendConfig,
+        hops: tuple[str, ...] = (),
     ) -> AsyncIterator[bytes]:
         """POST and yield the 200 body line by line, with the same settings as `post_json`."""
         return _http.stream_lines(
@@ -59,7 +74,23 @@ class Backend(ABC):
             self.kind,
             self.connect_timeout,
             self.max_response_bytes,
+            _http.request_headers(hops),
         )
+
+    async def answer(self, config: BackendConfig, request: CompletionRequest) -> Completion:
+        """`complete`, with n > 1 served as n concurrent calls by a backend without `n`
+        (the router has already bounded n by MAX_FANOUT_CALLS)."""
+        if request.n <= 1 or "n" in self.capabilities:
+            return await self.complete(config, request)
+        return await _fanout.complete_n(lambda r: self.complete(config, r), request)
+
+    def stream_answer(
+        self, config: BackendConfig, request: CompletionRequest
+    ) -> AsyncIterator[Chunk]:
+        """`stream`, with n > 1 served as n concurrent streams by a backend without `n`."""
+        if request.n <= 1 or "n" in self.capabilities:
+            return self.stream(config, request)
+        return _fanout.stream_n(lambda r: self.stream(config, r), request)
 
     @abstractmethod
     async def complete(self, config: BackendConfig, request: CompletionRequest) -> Completion:
