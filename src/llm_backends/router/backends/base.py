@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import aiohttp
 
 from llm_backends.router.backends import _http
 from llm_backends.router.backends._http import DEFAULT_MAX_RESPONSE_BYTES
 from llm_backends.router.types import BackendConfig, Chunk, Completion, CompletionRequest
+
+if TYPE_CHECKING:  # not at run time: router.embeddings imports this package
+    from llm_backends.router.embeddings import BackendEmbeddings, EmbeddingRequest
 
 
 class Backend(ABC):
@@ -23,6 +26,8 @@ class Backend(ABC):
 
     #: The `backend_type` value of the configs this class serves, e.g. "ollama".
     kind: ClassVar[str]
+    #: The server has an embeddings API (`embed`); the router tries only backends that do.
+    embeds: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -71,3 +76,7 @@ class Backend(ABC):
 
         `config.timeout_seconds` bounds the wait for each chunk, not the whole stream.
         """
+
+    async def embed(self, config: BackendConfig, request: EmbeddingRequest) -> BackendEmbeddings:
+        """One embedding per input (only classes with `embeds = True` are asked)."""
+        raise NotImplementedError(f"backend {self.kind!r} has no embeddings API")

@@ -15,6 +15,9 @@ class MLXBackend(OpenAIBackend):
     """Talks to `mlx_lm.server --model PATH` (default port 8080)."""
 
     kind = "mlx"
+    #: mlx_lm.server serves completions only: the router answers an embedding request with a
+    #: 400 naming this backend (an `auto` config asks Ollama instead).
+    embeds = False
 
     def model_field(self, config: BackendConfig) -> str | None:
         return config.backend_model

@@ -6,8 +6,9 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Any
 
-from llm_backends.router.backends import _http
+from llm_backends.router.backends import _embed, _http
 from llm_backends.router.backends.base import Backend
+from llm_backends.router.embeddings import BackendEmbeddings, EmbeddingRequest
 from llm_backends.router.types import BackendConfig, Chunk, Completion, CompletionRequest
 
 
@@ -15,6 +16,11 @@ class OllamaBackend(Backend):
     """Talks to `ollama serve` (default port 11434)."""
 
     kind = "ollama"
+    embeds = True
+
+    async def embed(self, config: BackendConfig, request: EmbeddingRequest) -> BackendEmbeddings:
+        """`/api/embed` (or the legacy `/api/embeddings` a client used itself)."""
+        return await _embed.ollama_embed(self, config, request)
 
     async def complete(self, config: BackendConfig, request: CompletionRequest) -> Completion:
         url, payload = self._request(config, request, stream=False)

@@ -9,8 +9,9 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Any
 
-from llm_backends.router.backends import _http
+from llm_backends.router.backends import _embed, _http
 from llm_backends.router.backends.base import Backend
+from llm_backends.router.embeddings import BackendEmbeddings, EmbeddingRequest
 from llm_backends.router.types import (
     BackendConfig,
     Chunk,
@@ -26,6 +27,11 @@ class OpenAIBackend(Backend):
     """Any OpenAI-compatible server; `endpoint_url` is its root, with or without `/v1`."""
 
     kind = "openai"
+    embeds = True
+
+    async def embed(self, config: BackendConfig, request: EmbeddingRequest) -> BackendEmbeddings:
+        """`/v1/embeddings`."""
+        return await _embed.openai_embed(self, config, request, self.model_field(config))
 
     def model_field(self, config: BackendConfig) -> str | None:
         """The request's `model` value; None leaves the field out."""
