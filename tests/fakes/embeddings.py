@@ -68,6 +68,11 @@ def float32_base64(values: list[float]) -> str:
     return base64.b64encode(struct.pack(f"<{len(values)}f", *values)).decode()
 
 
+def _safe(text: object) -> str:
+    """A client's string as Go would echo it: lone surrogates become U+FFFD."""
+    return str(text).encode("utf-8", "replace").decode("utf-8")
+
+
 def _failure(behaviour: Behaviour) -> tuple[int, str] | None:
     return (behaviour.status, behaviour.error) if behaviour.status != 200 else None
 
@@ -79,7 +84,7 @@ async def ollama_embed(state: FakeState[Any], request: Request) -> Response:
     body = recorded.body
     if not isinstance(body, dict):
         return _ollama_error(400, "missing request body")
-    model = body.get("model") or ""
+    model = _safe(body.get("model") or "")
     if not behaviour.knows(model):
         return _ollama_error(404, f"model '{model}' not found")
     if failure := _failure(behaviour):
@@ -114,7 +119,7 @@ async def ollama_embeddings(state: FakeState[Any], request: Request) -> Response
     body = recorded.body
     if not isinstance(body, dict):
         return _ollama_error(400, "missing request body")
-    model = body.get("model") or ""
+    model = _safe(body.get("model") or "")
     if not model:
         return _ollama_error(400, "model is required")
     if not behaviour.knows(model):
@@ -131,7 +136,7 @@ async def ollama_show(state: FakeState[Any], request: Request) -> Response:
     recorded = await state.record(request)
     behaviour = state.behaviour_for_next()
     body = recorded.body if isinstance(recorded.body, dict) else {}
-    model = body.get("model") or body.get("name")
+    model = _safe(body.get("model") or body.get("name") or "")
     if not model:
         return _ollama_error(400, "model is required")
     if model not in behaviour.models and f"{model}:latest" not in behaviour.models:
@@ -186,7 +191,7 @@ async def vllm_embeddings(state: FakeState[Any], request: Request) -> Response:
     body = recorded.body
     if not isinstance(body, dict):
         return _vllm_error(400, "Invalid JSON in request body")
-    model = body.get("model", "default_model")
+    model = _safe(body.get("model", "default_model"))
     if "model" in body and not behaviour.knows(model):
         return _vllm_error(404, f"The model `{model}` does not exist.")
     if failure := _failure(behaviour):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from tests.fakes.common import FakeServer
 from tests.gateway.conftest import GatewayServer
@@ -21,6 +22,11 @@ GATEWAY_PATHS = (
     "/api/show",
     "/api/version",
     "/metrics",
+    "/v1/embeddings",
+    "/v1/models/{model_id}",
+    "/api/embed",
+    "/api/embeddings",
+    "/api/ps",
 )
 
 
@@ -33,10 +39,13 @@ def test_gateway_operation_never_fails_and_matches_its_schema(
     operations = [result.ok() for result in schema.get_all_operations() if result.ok().path == path]
     assert len(operations) == 1
     operation = operations[0]
+    # Token ids are valid OpenAI input, but the default backend (Ollama) cannot take them: a
+    # 400 naming it is the documented answer, which "valid data must be accepted" cannot know.
+    excluded = [positive_data_acceptance] if path == "/v1/embeddings" else []
 
     @given(case=operation.as_strategy())
     @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
     def check(case: schemathesis.Case) -> None:
-        case.call_and_validate()
+        case.call_and_validate(excluded_checks=excluded)
 
     check()

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from llm_backends.admin.schemas import ModelName
 from llm_backends.gateway.errors import GatewayError, bad_request
-from llm_backends.gateway.schemas import parse
+from llm_backends.gateway.schemas import Integral, parse
 from llm_backends.router.embeddings import (
     EmbeddingRequest,
     EmbedResult,
@@ -27,7 +27,14 @@ from llm_backends.router.embeddings import (
     split_input,
 )
 
-Dimensions = Annotated[int, Field(ge=1, le=65536)]
+Dimensions = Annotated[int, Field(ge=1, le=65536), Integral]
+TokenIds = Annotated[list[int], Field(min_length=1)]
+OpenAIInput = (
+    str
+    | Annotated[list[str], Field(min_length=1)]
+    | TokenIds
+    | Annotated[list[TokenIds], Field(min_length=1)]
+)
 KeepAlive = str | float | None
 
 
@@ -40,7 +47,7 @@ class OpenAIEmbeddingRequest(_Body):
     """`POST /v1/embeddings`."""
 
     model: ModelName
-    input: str | list[str] | list[int] | list[list[int]]
+    input: OpenAIInput
     encoding_format: Literal["float", "base64"] | None = None
     dimensions: Dimensions | None = None
     user: str | None = None
@@ -79,8 +86,6 @@ class EmbedCall:
 
 def parse_openai(raw: bytes) -> EmbedCall:
     body = parse(OpenAIEmbeddingRequest, raw)
-    if isinstance(body.input, list) and not body.input:
-        raise bad_request("input: must not be empty", "input")
     try:
         texts, tokens = split_input(body.input)
     except ValueError as error:
