@@ -194,3 +194,21 @@ def test_auto_embeds_on_ollama_not_mlx(
     answer = gateway.ollama().embed(model=MODEL, input="x")
     assert close(answer.embeddings[0], ollama_vector("x", 8))
     assert fake_ollama.bodies[-1]["model"] == MODEL
+
+
+def test_fields_without_an_equivalent_are_refused_when_translating(
+    gateway: GatewayServer, fake_ollama: FakeServer, fake_openai: FakeServer
+) -> None:
+    gateway.add(MODEL, "ollama", fake_ollama.url)
+    gateway.add("on-vllm", "openai", fake_openai.url)
+    http = gateway.http()
+    body = {"model": MODEL, "input": "x", "truncate_prompt_tokens": 8}
+    response = http.post("/v1/embeddings", json=body)
+    assert response.status_code == 400
+    assert response.json()["error"]["message"].startswith(
+        "truncate_prompt_tokens: unknown openai fields are not accepted by backend 'ollama'"
+    )
+    # The same field reaches a backend of the client's own protocol untouched.
+    assert http.post("/v1/embeddings", json={**body, "model": "on-vllm"}).status_code == 200
+    assert fake_openai.bodies[-1]["truncate_prompt_tokens"] == 8
+    assert fake_ollama.bodies == []

@@ -22,6 +22,26 @@ from llm_backends.router.types import BackendConfig
 if TYPE_CHECKING:
     from llm_backends.router.backends.base import Backend
 
+#: The fields each protocol's embedding request has, which translation carries over (or
+#: refuses); any other field of a client's body cannot reach a backend of the other protocol.
+_TRANSLATED = {
+    "openai": frozenset({"model", "input", "encoding_format", "dimensions", "user"}),
+    "ollama": frozenset(
+        {"model", "input", "prompt", "truncate", "dimensions", "keep_alive", "options"}
+    ),
+}
+
+
+def refuse_untranslatable(request: EmbeddingRequest, config: BackendConfig, kind: str) -> None:
+    """A field of the client's own protocol that has no equivalent here is a 400, not dropped."""
+    passthrough = request.passthrough
+    if passthrough is None:
+        return
+    unknown = sorted(set(passthrough.body) - _TRANSLATED[passthrough.protocol])
+    if unknown:
+        names = ", ".join(unknown)
+        raise refuse(names, f"unknown {passthrough.protocol} fields are not accepted", config, kind)
+
 
 def refuse(field: str, why: str, config: BackendConfig, kind: str) -> BackendRequestError:
     """400: a field the backend cannot honour, named (never silently dropped)."""
@@ -43,6 +63,7 @@ async def ollama_embed(
         if not isinstance(data.get(key), list):
             raise _http.invalid(f"answer lacks {key!r}", config, backend.kind)
         return BackendEmbeddings(None, data.get("prompt_eval_count"), raw=data)
+    refuse_untranslatable(request, config, backend.kind)
     if request.tokens is not None:
         raise refuse("input", "token arrays are not accepted", config, backend.kind)
     body: dict[str, Any] = {"model": model, "input": list(request.texts or ())}
@@ -80,6 +101,7 @@ async def openai_embed(
         if not isinstance(data.get("data"), list):
             raise _http.invalid("answer lacks 'data'", config, backend.kind)
         return BackendEmbeddings(None, _usage_tokens(data), raw=data)
+    refuse_untranslatable(request, config, backend.kind)
     if request.count == 0:
         # Ollama's empty input only loads the model: an OpenAI server has nothing to load.
         return BackendEmbeddings([], 0)
