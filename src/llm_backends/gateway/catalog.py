@@ -56,9 +56,9 @@ class ShowRequest(BaseModel):
 
     model: ModelName | SkipJsonSchema[None] = None
     name: ModelName | SkipJsonSchema[None] = None
+    #: Passed on to an Ollama (more `model_info`); other fields of Ollama's show request
+    #: (`system`, `options`) only rewrite the modelfile it prints, and are ignored here.
     verbose: bool | None = None
-    system: str | None = None
-    options: dict[str, Any] | None = None
 
 
 def openai_models(rows: Sequence[LLMBackend], defaults: Sequence[DefaultModel]) -> dict[str, Any]:
@@ -165,7 +165,7 @@ async def show(request: Request) -> Response:
             raise bad_request("model: Field required (or the legacy name)", "model")
         config = await gateway.router.resolve(name)
         route = plan_route(config, gateway.router.ollama_url)
-        extra = body.model_dump(exclude_none=True, include={"verbose", "system", "options"})
+        extra = {"verbose": body.verbose} if body.verbose is not None else {}
         answer = await _show_on_route(gateway.discovery, route.attempts, name, extra)
     except GatewayError as error:
         return error_response(Protocol.OLLAMA, error, time.perf_counter() - started)
