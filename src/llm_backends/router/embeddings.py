@@ -202,7 +202,8 @@ async def embed_routed(
     attempts = [a for a in route.attempts if _embeds(scope, a)]
     if not attempts:
         first = route.attempts[0]
-        error: LLMRouterError = unsupported(first, model, f"{first.kind} has no embeddings API")
+        why = f"the {first.kind} server has no embeddings API"
+        error: LLMRouterError = unsupported(first, model, why)
         _count_failure(model, error, started, stats)
         raise error
     first_error: LLMRouterError | None = None
