@@ -169,7 +169,10 @@ def _options(options: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def _object(raw: bytes) -> dict[str, Any]:
-    data = orjson.loads(raw)
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as error:  # validated already: only exotic JSON gets here
+        raise bad_request(f"body: cannot be passed on: {error}") from None
     if not isinstance(data, dict):  # parse() has already refused anything else
         raise GatewayError(400, "body: must be a JSON object")
     return data
