@@ -32,6 +32,8 @@ from typing import Any
 
 import httptools
 
+from bench import embeddings_mock
+
 try:
     import orjson
 
@@ -286,6 +288,10 @@ def route(method: str, path: str, body: bytes, opts: Options) -> Reply:
             return _error(404, f"model '{model}' not found", ollama)
         STATS[path] += 1
         return ollama_reply(path, req, opts) if ollama else openai_reply(path, req, opts)
+    if path in embeddings_mock.ROUTES and method == "POST":
+        req = loads(body)
+        STATS[path] += 1
+        return Reply(200, dumps(embeddings_mock.embed_reply(path, req)))
     reply = _get_reply(path, opts)
     if reply is None:
         return _error(404, f"no route {path}", ollama)

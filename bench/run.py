@@ -33,10 +33,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from bench import procs, report, targets, toolcall
+from bench import embeddings_bench, procs, report, targets, toolcall
 from bench.targets import Gateway, Http, Mocks, Target
 
-SCENARIOS = ("startup", "chat", "stream", "auto", "admin", "library", "ollama", "tools")
+SCENARIOS = (
+    "startup", "chat", "stream", "auto", "admin", "library", "ollama", "tools", "embeddings",
+)
 
 #: Which API a load run speaks: OpenAI's `POST /v1/chat/completions` or Ollama's `/api/chat`.
 Api = Literal["openai", "ollama"]
@@ -596,6 +598,7 @@ def main(argv: list[str] | None = None) -> int:
                 "admin",
                 lambda: scenario_admin(llmb_gw, mocks, setup.llmb_ids, plan.admin_switches),
             )
+            guarded("embeddings", lambda: embeddings_bench.scenario_embeddings(llmb_gw, mocks))
         # Without the server, the router runs against a static in-process config source.
         guarded("library", lambda: scenario_library(plan, setup.llmb, mocks))
         if errors:

@@ -5,6 +5,9 @@ from __future__ import annotations
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from llm_backends.gateway.http_errors import protocol_error_body
+from llm_backends.gateway.paths import protocol_of_path
+
 TOO_LARGE = "Request body too large"
 _TOO_LARGE_BODY = b'{"detail":"Request body too large"}'
 
@@ -24,7 +27,7 @@ class BodySizeLimit:
         for name, value in scope["headers"]:
             if name == b"content-length":
                 if not value.isdigit() or int(value) > self.max_bytes:
-                    await _reply_413(send)
+                    await _reply_413(send, scope["path"], self.max_bytes)
                     return
                 await self.app(scope, receive, send)
                 return
@@ -42,15 +45,21 @@ class BodySizeLimit:
         await self.app(scope, limited_receive, send)
 
 
-async def _reply_413(send: Send) -> None:
+async def _reply_413(send: Send, path: str, max_bytes: int) -> None:
+    """`{"detail": ...}`, or the protocol's error shape on a gateway path."""
+    body = _TOO_LARGE_BODY
+    protocol = protocol_of_path(path)
+    if protocol is not None:
+        message = f"{TOO_LARGE}: the limit is {max_bytes} bytes (MAX_BODY_BYTES)"
+        body = protocol_error_body(protocol, 413, message)
     await send(
         {
             "type": "http.response.start",
             "status": 413,
             "headers": [
                 (b"content-type", b"application/json"),
-                (b"content-length", str(len(_TOO_LARGE_BODY)).encode()),
+                (b"content-length", str(len(body)).encode()),
             ],
         }
     )
-    await send({"type": "http.response.body", "body": _TOO_LARGE_BODY})
+    await send({"type": "http.response.body", "body": body})

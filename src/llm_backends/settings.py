@@ -89,6 +89,16 @@ class Settings(BaseSettings):
 
     # Gateway
     gateway_require_auth: bool = False
+    discovery_timeout: float = Field(
+        default=2.0,
+        gt=0,
+        description="Timeout of a discovery call to a backend (/api/show, /api/ps, model lists).",
+    )
+    discovery_cache_ttl: float = Field(
+        default=10.0,
+        ge=0,
+        description="Seconds the default Ollama's model list (in /api/tags, /v1/models) is reused.",
+    )
 
     # Server and logs
     host: str = "127.0.0.1"

@@ -10,8 +10,9 @@ an error after the stream started is an `{"error": ...}` line.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from starlette.applications import Starlette
@@ -19,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from tests.fakes import embeddings
 from tests.fakes import fake_features as features
 from tests.fakes.common import (
     Behaviour,
@@ -43,6 +45,12 @@ class OllamaBehaviour(Behaviour):
     eval_ns_per_token: int = 20_000_000
     #: What GET /api/version answers.
     version: str = "0.12.3"
+    #: Length of the embedding vectors (/api/embed, /api/embeddings).
+    embedding_dim: int = 8
+    #: `llama.context_length` of /api/show and `context_length` of /api/ps.
+    context_length: int = 131072
+    #: Models /api/ps lists as loaded.
+    loaded: list[str] = field(default_factory=lambda: ["llama3.2:latest"])
 
 
 def create_app(state: FakeState[OllamaBehaviour]) -> Starlette:
@@ -99,6 +107,12 @@ def create_app(state: FakeState[OllamaBehaviour]) -> Starlette:
             Route("/api/tags", tags, methods=["GET"]),
             Route("/api/generate", generate, methods=["POST"]),
             Route("/api/chat", chat, methods=["POST"]),
+            Route("/api/embed", partial(embeddings.ollama_embed, state), methods=["POST"]),
+            Route(
+                "/api/embeddings", partial(embeddings.ollama_embeddings, state), methods=["POST"]
+            ),
+            Route("/api/show", partial(embeddings.ollama_show, state), methods=["POST"]),
+            Route("/api/ps", partial(embeddings.ollama_ps, state), methods=["GET"]),
         ]
     )
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 
 import orjson
@@ -25,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from tests.fakes import embeddings
 from tests.fakes import fake_features as features
 from tests.fakes.common import (
     Behaviour,
@@ -57,6 +59,10 @@ class OpenAIBehaviour(Behaviour):
     #: Which server's feature behaviour: "vllm" (n, logprobs, reasoning_content, `tools: []`
     #: is a 400) or "mlx" (mlx_lm.server: ignores n, reasoning in `reasoning`, text parts only).
     flavour: Literal["vllm", "mlx"] = "vllm"
+    #: Length of the embedding vectors (/v1/embeddings).
+    embedding_dim: int = 8
+    #: `max_model_len` of each /v1/models entry (vLLM reports it).
+    max_model_len: int = 4096
 
 
 def create_app(state: FakeState[OpenAIBehaviour]) -> Starlette:
@@ -64,10 +70,8 @@ def create_app(state: FakeState[OpenAIBehaviour]) -> Starlette:
 
     async def models(request: Request) -> Response:
         await state.record(request)
-        data = [
-            {"id": name, "object": "model", "created": 1_700_000_000, "owned_by": "fake"}
-            for name in state.behaviour.models
-        ]
+        behaviour = state.behaviour
+        data = [embeddings.vllm_model(name, behaviour.max_model_len) for name in behaviour.models]
         return JSONResponse({"object": "list", "data": data})
 
     async def health(request: Request) -> Response:
@@ -117,6 +121,7 @@ def create_app(state: FakeState[OpenAIBehaviour]) -> Starlette:
             Route("/health", health, methods=["GET"]),
             Route("/v1/completions", completions, methods=["POST"]),
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+            Route("/v1/embeddings", partial(embeddings.vllm_embeddings, state), methods=["POST"]),
         ]
     )
 

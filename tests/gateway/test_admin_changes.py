@@ -66,6 +66,7 @@ def test_a_rename_frees_the_old_name_at_once(
 
 
 def test_listings_follow_writes(gateway: GatewayServer, fake_ollama: FakeServer) -> None:
+    fake_ollama.configure(models=[])  # the default Ollama adds nothing to the lists
     assert gateway.ollama().list().models == []
     created = gateway.add(MODEL, "ollama", fake_ollama.url)
     assert [m.model for m in gateway.ollama().list().models] == [MODEL]

@@ -61,6 +61,11 @@ def locked(start_gateway, fake_ollama: FakeServer) -> GatewayServer:  # type: ig
         ("GET", "/api/tags", None),
         ("POST", "/api/show", {"model": MODEL}),
         ("GET", "/api/version", None),
+        ("GET", f"/v1/models/{MODEL}", None),
+        ("POST", "/v1/embeddings", {"model": MODEL, "input": "hi"}),
+        ("POST", "/api/embed", {"model": MODEL, "input": "hi"}),
+        ("POST", "/api/embeddings", {"model": MODEL, "prompt": "hi"}),
+        ("GET", "/api/ps", None),
     ],
 )
 def test_without_a_token_every_gateway_route_is_401_in_its_protocols_shape(
@@ -90,7 +95,10 @@ def test_bad_token_is_401_and_token_without_generate_is_403(locked: GatewayServe
     assert denied.json()["error"]["code"] == "insufficient_permissions"
 
 
-def test_generate_token_in_each_protocols_usual_header(locked: GatewayServer) -> None:
+def test_generate_token_in_each_protocols_usual_header(
+    locked: GatewayServer, fake_ollama: FakeServer
+) -> None:
+    fake_ollama.configure(models=[])  # the default Ollama adds nothing to the list
     token = create_token(locked, "llm:generate")
     completion = locked.openai(api_key=token).chat.completions.create(
         model=MODEL, messages=CHAT["messages"]
@@ -105,7 +113,8 @@ def test_generate_token_in_each_protocols_usual_header(locked: GatewayServer) ->
         assert response.status_code == 200
 
 
-def test_bootstrap_token_is_accepted(locked: GatewayServer) -> None:
+def test_bootstrap_token_is_accepted(locked: GatewayServer, fake_ollama: FakeServer) -> None:
+    fake_ollama.configure(models=[])  # the default Ollama adds nothing to the list
     client = locked.openai(api_key=locked.server.token)
     assert [m.id for m in client.models.list().data] == [MODEL]
 
@@ -172,6 +181,11 @@ GATEWAY_ROUTES = [
     ("GET", "/api/tags", None),
     ("POST", "/api/show", {"model": MODEL}),
     ("GET", "/api/version", None),
+    ("GET", f"/v1/models/{MODEL}", None),
+    ("POST", "/v1/embeddings", {"model": MODEL, "input": "hi"}),
+    ("POST", "/api/embed", {"model": MODEL, "input": "hi"}),
+    ("POST", "/api/embeddings", {"model": MODEL, "prompt": "hi"}),
+    ("GET", "/api/ps", None),
 ]
 
 

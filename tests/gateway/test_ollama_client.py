@@ -82,27 +82,6 @@ def test_curl_style_request_streams_ndjson_by_default(
     assert '"done":true' in lines[-1]
 
 
-def test_list_and_show(gateway: GatewayServer, fake_ollama: FakeServer) -> None:
-    gateway.add("b-model", "openai", fake_ollama.url, max_tokens=512, temperature_default=0.2)
-    gateway.add("a-model", "mlx", fake_ollama.url, backend_model="/models/tiny")
-    gateway.add("disabled", "ollama", fake_ollama.url, enabled=False)
-    client = gateway.ollama()
-    listed = client.list()
-    assert [m.model for m in listed.models] == ["a-model", "b-model"]
-    assert all(m.modified_at is not None and m.digest for m in listed.models)
-    shown = client.show("b-model")
-    assert shown.details is not None and shown.details.format == "openai"
-    assert shown.parameters == "temperature 0.2\nnum_predict 512"
-    assert shown.modelinfo is not None
-    assert shown.modelinfo["llm_backends.backend_type"] == "openai"
-    assert client.show("a-model").modelinfo["llm_backends.backend_model"] == "/models/tiny"
-
-
-def test_show_of_an_unconfigured_model_names_the_default_ollama(gateway: GatewayServer) -> None:
-    shown = gateway.ollama().show("llama3.2")
-    assert shown.details is not None and shown.details.format == "ollama"
-
-
 def test_version(gateway: GatewayServer) -> None:
     response = gateway.http().get("/api/version")
     assert response.status_code == 200

@@ -139,6 +139,7 @@ def test_models_lists_enabled_configs_by_name(
     gateway.add("zeta", "ollama", fake_ollama.url)
     gateway.add("alpha", "openai", fake_ollama.url)
     gateway.add("off", "ollama", fake_ollama.url, enabled=False)
+    fake_ollama.configure(models=[])  # the default Ollama adds nothing to the list
     models = gateway.openai().models.list()
     assert [m.id for m in models.data] == ["alpha", "zeta"]
     assert [m.owned_by for m in models.data] == ["openai", "ollama"]

@@ -28,6 +28,11 @@ GATEWAY_PATHS = (
     "/api/show",
     "/api/version",
     "/metrics",
+    "/v1/embeddings",
+    "/v1/models/{model_id}",
+    "/api/embed",
+    "/api/embeddings",
+    "/api/ps",
 )
 
 
@@ -40,13 +45,18 @@ def test_gateway_operation_never_fails_and_matches_its_schema(
     operations = [result.ok() for result in schema.get_all_operations() if result.ok().path == path]
     assert len(operations) == 1
     operation = operations[0]
+    # Token ids are valid OpenAI input, but the default backend (Ollama) cannot take them: a
+    # 400 naming it is the documented answer, which "valid data must be accepted" cannot know.
+    # Likewise generation bodies (CAPABILITY_DEPENDENT).
+    excluded = (
+        [positive_data_acceptance]
+        if path == "/v1/embeddings" or path in CAPABILITY_DEPENDENT
+        else []
+    )
 
     @given(case=operation.as_strategy())
     @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
     def check(case: schemathesis.Case) -> None:
-        if path in CAPABILITY_DEPENDENT:
-            case.call_and_validate(excluded_checks=[positive_data_acceptance])
-        else:
-            case.call_and_validate()
+        case.call_and_validate(excluded_checks=excluded)
 
     check()

@@ -1,5 +1,6 @@
-"""Ollama-compatible routes: `/api/generate`, `/api/chat`, `/api/tags`, `/api/show`,
-`/api/version` (enough for the `ollama` client's generate, chat, list and show).
+"""Ollama-compatible routes: `/api/generate`, `/api/chat`, `/api/tags`, `/api/show`, `/api/ps`,
+`/api/version` (the `ollama` client's generate, chat, list, show and ps; embeddings are in
+embeddings_api).
 
 They share the `/api` prefix with the Admin API's `/api/llm-backends...`: keep gateway paths
 to Ollama's own names so the two never clash.
@@ -12,13 +13,12 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from llm_backends.gateway import catalog, docs
+from llm_backends.gateway import catalog, catalog_docs, docs
 from llm_backends.gateway.errors import Protocol
 from llm_backends.gateway.flow import Endpoint, handle
 from llm_backends.gateway.schemas import (
     OllamaChatRequest,
     OllamaGenerateRequest,
-    OllamaShowRequest,
     parse,
 )
 from llm_backends.gateway.streaming import NDJSON, OllamaEncoder
@@ -76,7 +76,7 @@ async def chat(request: Request) -> Response:
 
 @router.get(
     "/tags",
-    summary="The enabled model configs, ordered by name (Ollama's model list)",
+    summary="The enabled model configs, then the default Ollama's other models",
     responses=docs.listing_responses(docs.OllamaTags, docs.OllamaError),
 )
 async def tags(request: Request) -> Response:
@@ -85,12 +85,21 @@ async def tags(request: Request) -> Response:
 
 @router.post(
     "/show",
-    summary="What answers for a model (the default Ollama when it has no config)",
-    openapi_extra=docs.request_body(OllamaShowRequest),
-    responses=docs.listing_responses(docs.OllamaShow, docs.OllamaError, has_body=True),
+    summary="The answering backend's description of a model (`model`, or legacy `name`)",
+    openapi_extra=docs.request_body(catalog.ShowRequest),
+    responses=catalog_docs.show_responses(),
 )
 async def show(request: Request) -> Response:
     return await catalog.show(request)
+
+
+@router.get(
+    "/ps",
+    summary="Models the Ollama backends have loaded, under the gateway's names",
+    responses=docs.listing_responses(catalog_docs.OllamaPs, docs.OllamaError),
+)
+async def ps(request: Request) -> Response:
+    return await catalog.ps(request)
 
 
 @router.get(

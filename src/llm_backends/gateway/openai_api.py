@@ -1,4 +1,5 @@
-"""OpenAI-compatible routes: `/v1/chat/completions`, `/v1/completions`, `/v1/models`."""
+"""OpenAI-compatible routes: `/v1/chat/completions`, `/v1/completions`, `/v1/models`,
+`/v1/models/{id}` (embeddings are in embeddings_api)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from llm_backends.gateway import catalog, docs
+from llm_backends.gateway import catalog, catalog_docs, docs
 from llm_backends.gateway.errors import Protocol
 from llm_backends.gateway.flow import Endpoint, handle
 from llm_backends.gateway.schemas import OpenAIChatRequest, OpenAICompletionRequest, parse
@@ -70,8 +71,17 @@ async def completions(request: Request) -> Response:
 
 @router.get(
     "/models",
-    summary="The enabled model configs, ordered by name",
+    summary="The enabled model configs, then the default Ollama's other models",
     responses=docs.listing_responses(docs.ModelList, docs.OpenAIError),
 )
 async def models(request: Request) -> Response:
     return await catalog.list_models(request, Protocol.OPENAI, catalog.openai_models)
+
+
+@router.get(
+    "/models/{model_id:path}",
+    summary="One model: a configured one, or one the default Ollama has (else 404)",
+    responses=catalog_docs.retrieve_responses(),
+)
+async def retrieve_model(request: Request, model_id: str) -> Response:
+    return await catalog.retrieve_model(request, model_id)

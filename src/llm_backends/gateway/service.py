@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from llm_backends.admin.auth import Authenticator
 from llm_backends.gateway.auth import GatewayAuth
+from llm_backends.gateway.discovery import Discovery
 from llm_backends.gateway.metrics import GatewayMetrics
 from llm_backends.gateway.sources import StoreConfigSource, StoreStatsSink
 from llm_backends.router.core import LLMRouter
@@ -21,10 +22,13 @@ class Gateway:
     metrics: GatewayMetrics
     auth: GatewayAuth
     sessions: async_sessionmaker[AsyncSession]
+    #: /api/show, /api/ps and the default Ollama's model list (asks the backends).
+    discovery: Discovery
 
     async def close(self) -> None:
         """Report pending stats to the store and close the backend connections."""
         await self.router.close()
+        await self.discovery.close()
 
 
 def start_gateway(
@@ -45,4 +49,5 @@ def start_gateway(
         metrics=GatewayMetrics(router.breaker_states),
         auth=GatewayAuth(authenticator, required=settings.gateway_require_auth),
         sessions=sessions,
+        discovery=Discovery(router, settings),
     )

@@ -26,6 +26,13 @@ from llm_backends.router.breaker import BreakerBoard, BreakerState, CircuitBreak
 from llm_backends.router.cache import RouteCache
 from llm_backends.router.capabilities import capable_attempts
 from llm_backends.router.config_source import ConfigSource, HttpConfigSource, default_config
+from llm_backends.router.embeddings import (
+    EmbeddingRequest,
+    EmbedInput,
+    EmbedResult,
+    embed_routed,
+    embedding_request,
+)
 from llm_backends.router.errors import (
     InvalidBackendResponse,
     LLMRouterError,
@@ -340,6 +347,17 @@ class LLMRouter:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
+
+    async def embed(self, model: str, input: EmbedInput, **options: Any) -> EmbedResult:
+        """Embeddings of `input` (a text, texts, or token ids) from `model`'s backend;
+        `options`: dimensions, truncate, keep_alive, options. See router.embeddings."""
+        return await self.embed_request(model, embedding_request(input, **options))
+
+    async def embed_request(self, model: str, request: EmbeddingRequest) -> EmbedResult:
+        """`embed` with a typed request (what a gateway uses)."""
+        route = self._cache.fresh(model) or await self._cache.get(model)
+        scope = self._current_scope()
+        return await embed_routed(model, route, request, scope, self._breakers, self._stats)
 
     # -- request flow -------------------------------------------------------------------
 

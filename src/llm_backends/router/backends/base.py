@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import aiohttp
 
 from llm_backends.router.backends import _fanout, _http
 from llm_backends.router.backends._http import DEFAULT_MAX_RESPONSE_BYTES
 from llm_backends.router.types import BackendConfig, Chunk, Completion, CompletionRequest
+
+if TYPE_CHECKING:  # not at run time: router.embeddings imports this package
+    from llm_backends.router.embeddings import BackendEmbeddings, EmbeddingRequest
 
 
 class Backend(ABC):
@@ -26,6 +29,8 @@ class Backend(ABC):
     #: The optional features it honours (names in `router.capabilities`); a request needing
     #: another is refused with a 400 before any call (`auto` skips to its next backend).
     capabilities: ClassVar[frozenset[str]] = frozenset()
+    #: The server has an embeddings API (`embed`); the router tries only backends that do.
+    embeds: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -102,3 +107,7 @@ class Backend(ABC):
 
         `config.timeout_seconds` bounds the wait for each chunk, not the whole stream.
         """
+
+    async def embed(self, config: BackendConfig, request: EmbeddingRequest) -> BackendEmbeddings:
+        """One embedding per input (only classes with `embeds = True` are asked)."""
+        raise NotImplementedError(f"backend {self.kind!r} has no embeddings API")

@@ -25,6 +25,9 @@ class MLXBackend(OpenAIBackend):
     capabilities: ClassVar[frozenset[str]] = frozenset({cap.TOOLS, cap.THINK, cap.LOGPROBS})
     think_as: ClassVar[str] = "chat_template_kwargs"
     forwards: ClassVar[bool] = False
+    #: mlx_lm.server serves completions only: the router answers an embedding request with a
+    #: 400 naming this backend (an `auto` config asks Ollama instead).
+    embeds = False
 
     def model_field(self, config: BackendConfig) -> str | None:
         return config.backend_model

@@ -7,8 +7,9 @@ from contextlib import aclosing
 from typing import Any, ClassVar
 
 from llm_backends.router import capabilities as cap
-from llm_backends.router.backends import _http, _ollama_wire
+from llm_backends.router.backends import _embed, _http, _ollama_wire
 from llm_backends.router.backends.base import Backend
+from llm_backends.router.embeddings import BackendEmbeddings, EmbeddingRequest
 from llm_backends.router.types import (
     BackendConfig,
     Chunk,
@@ -35,6 +36,11 @@ class OllamaBackend(Backend):
             cap.LOGPROBS,
         }
     )
+    embeds = True
+
+    async def embed(self, config: BackendConfig, request: EmbeddingRequest) -> BackendEmbeddings:
+        """`/api/embed` (or the legacy `/api/embeddings` a client used itself)."""
+        return await _embed.ollama_embed(self, config, request)
 
     async def complete(self, config: BackendConfig, request: CompletionRequest) -> Completion:
         url, payload = self._request(config, request, stream=False)

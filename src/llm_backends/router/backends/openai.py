@@ -10,8 +10,9 @@ from contextlib import aclosing
 from typing import Any, ClassVar
 
 from llm_backends.router import capabilities as cap
-from llm_backends.router.backends import _http, _openai_wire
+from llm_backends.router.backends import _embed, _http, _openai_wire
 from llm_backends.router.backends.base import Backend
+from llm_backends.router.embeddings import BackendEmbeddings, EmbeddingRequest
 from llm_backends.router.types import (
     BackendConfig,
     Choice,
@@ -44,6 +45,11 @@ class OpenAIBackend(Backend):
     )
     #: How `think` is sent: OpenAI's `reasoning_effort`.
     think_as: ClassVar[str] = "reasoning_effort"
+    embeds = True
+
+    async def embed(self, config: BackendConfig, request: EmbeddingRequest) -> BackendEmbeddings:
+        """`/v1/embeddings`."""
+        return await _embed.openai_embed(self, config, request, self.model_field(config))
 
     def model_field(self, config: BackendConfig) -> str | None:
         """The request's `model` value; None leaves the field out."""
