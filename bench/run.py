@@ -37,7 +37,15 @@ from bench import embeddings_bench, procs, report, targets, toolcall
 from bench.targets import Gateway, Http, Mocks, Target
 
 SCENARIOS = (
-    "startup", "chat", "stream", "auto", "admin", "library", "ollama", "tools", "embeddings",
+    "startup",
+    "chat",
+    "stream",
+    "auto",
+    "admin",
+    "library",
+    "ollama",
+    "tools",
+    "embeddings",
 )
 
 #: Which API a load run speaks: OpenAI's `POST /v1/chat/completions` or Ollama's `/api/chat`.
