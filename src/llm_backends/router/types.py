@@ -173,6 +173,9 @@ class BackendConfig:
     temperature_default: float = 0.7
     timeout_seconds: float = 60.0
     id: int | None = None
+    #: The backend's credential as ready-made request headers (from the config's api_key);
+    #: kept out of repr so it can never reach a log line or an error message.
+    auth_headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any]) -> BackendConfig:
@@ -189,7 +192,20 @@ class BackendConfig:
             ),
             timeout_seconds=float(data.get("timeout_seconds") or 60),
             id=data.get("id"),
+            auth_headers=credential_headers(data.get("api_key"), data.get("api_key_header")),
         )
+
+
+def credential_headers(
+    api_key: str | None, header: str | None = None
+) -> tuple[tuple[str, str], ...]:
+    """How a key is sent: `Authorization: Bearer <key>` (OpenAI-style servers, and the
+    default for an auth proxy), or the bare key in the header a config names (`X-API-Key`)."""
+    if not api_key:
+        return ()
+    if header is None or header.lower() == "authorization":
+        return (("Authorization", f"Bearer {api_key}"),)
+    return ((header, api_key),)
 
 
 @dataclass(slots=True)

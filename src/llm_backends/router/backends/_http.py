@@ -33,12 +33,17 @@ JSON_HEADERS: tuple[tuple[str, str], ...] = (("Content-Type", "application/json"
 HOPS_HEADER = "x-llm-backends-hops"
 
 
-def request_headers(hops: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
-    """JSON_HEADERS, plus the hops header when the request carries hops (the hook where
-    loop protection marks what a gateway forwards; no hops, no extra work)."""
+
+def request_headers(
+    config: BackendConfig, hops: tuple[str, ...] = ()
+) -> tuple[tuple[str, str], ...]:
+    """The headers of a POST to the config's backend: JSON, its credential if it has one,
+    and the hops header when the request carries hops (the hook where loop protection marks
+    what a gateway forwards). A plain request to a backend without a key allocates nothing."""
+    headers = JSON_HEADERS + config.auth_headers if config.auth_headers else JSON_HEADERS
     if not hops:
-        return JSON_HEADERS
-    return (*JSON_HEADERS, (HOPS_HEADER, ",".join(hops)))
+        return headers
+    return (*headers, (HOPS_HEADER, ",".join(hops)))
 
 
 #: What a transport can raise while we talk to a backend; `transport_error` maps them.

@@ -60,7 +60,7 @@ class Backend(ABC):
             self.kind,
             self.connect_timeout,
             self.max_response_bytes,
-            _http.request_headers(hops),
+            _http.request_headers(config, hops),
         )
 
     def stream_lines(
@@ -79,7 +79,7 @@ class Backend(ABC):
             self.kind,
             self.connect_timeout,
             self.max_response_bytes,
-            _http.request_headers(hops),
+            _http.request_headers(config, hops),
         )
 
     async def answer(self, config: BackendConfig, request: CompletionRequest) -> Completion:
