@@ -17,6 +17,7 @@ from llm_backends.gateway import install_gateway, start_gateway
 from llm_backends.gateway.fastpath import FastPathAPI
 from llm_backends.limits import BodySizeLimit
 from llm_backends.settings import Settings
+from llm_backends.shutdown import Drain
 from llm_backends.store.db import engine_from_settings, session_factory
 from llm_backends.store.events import ConfigChanges
 
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastPathAPI:
         summary="Per-model routing of LLM requests to self-hosted inference servers.",
         lifespan=lifespan,
     )
+    app.state.drain = Drain()  # set by the server on SIGTERM/SIGINT; /ready reads it
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(admin_routes.router)
