@@ -11,6 +11,7 @@ Scenarios (`--only` takes any of them, comma-separated):
   auto     `auto` with MLX down (closed port; accept-then-hang): first and following requests
   admin    time until an Admin API change is seen by the gateway
   startup  cold start (spawn to first 200 on chat) of each gateway; peak RSS is read after load
+  workers  chat req/s (c=32) of `serve --workers 1` vs `--workers 2`, CPU per request
 
 Rounds are interleaved (direct, llm-backends, litellm, then again, starting one further each
 round) and each figure is the median over rounds. Gateways run pinned to core 0; the mocks,
@@ -32,10 +33,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from bench import procs, report, targets
+from bench import procs, report, targets, workers
 from bench.targets import Gateway, Http, Mocks, Target
 
-SCENARIOS = ("startup", "chat", "stream", "auto", "admin", "library", "ollama")
+SCENARIOS = ("startup", "chat", "stream", "auto", "admin", "library", "ollama", "workers")
 
 #: Which API a load run speaks: OpenAI's `POST /v1/chat/completions` or Ollama's `/api/chat`.
 Api = Literal["openai", "ollama"]
@@ -581,6 +582,14 @@ def main(argv: list[str] | None = None) -> int:
             )
         # Without the server, the router runs against a static in-process config source.
         guarded("library", lambda: scenario_library(plan, setup.llmb, mocks))
+        guarded(
+            "workers",
+            lambda: workers.scenario_workers(
+                plan.duration, plan.warmup, plan.rounds, work, mocks, load
+            ),
+        )
+        if "workers" in results:
+            log(f"workers: {workers.summary(results['workers'])}")
         if errors:
             results["errors"] = errors
     finally:
