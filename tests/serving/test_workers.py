@@ -3,12 +3,15 @@ together on a signal."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 import signal
 import time
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 
 from tests.fakes.common import FakeServer
@@ -21,6 +24,9 @@ from tests.serving.support import (
     server_env,
     stream_request,
 )
+
+#: What else a server prints: uvicorn's text lines and Alembic's (before the JSON logging).
+TEXT_LINE = re.compile(r"(INFO|WARNING|ERROR):\s|Context impl |Will assume |Running upgrade ")
 
 
 def children(pid: int) -> set[int]:
@@ -94,3 +100,37 @@ def test_a_signal_to_the_supervisor_drains_every_worker_within_the_grace_period(
         assert (
             not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
         )
+
+
+async def test_two_workers_log_every_request_once_in_whole_lines(
+    tmp_path: Path, fake_ollama: FakeServer
+) -> None:
+    """Two workers write to one stdout pipe: every line is whole (JSON, or uvicorn's text)."""
+    requests = 600
+    model = "m" * 200  # long lines: more bytes per flush, more chances to interleave
+    chat = {"model": model, "messages": [{"role": "user", "content": "hi"}], "stream": False}
+    env = server_env(tmp_path, fake_ollama.url, LOG_FLUSH_INTERVAL="0.5")
+    with served(env, "--workers", "2") as process:
+        assert process.process is not None
+        wait_for_children(process.pid, 2)
+        limits = httpx.Limits(max_connections=16)
+        async with httpx.AsyncClient(base_url=process.url, limits=limits, timeout=30) as client:
+            semaphore = asyncio.Semaphore(16)
+
+            async def one() -> int:
+                async with semaphore:
+                    return (await client.post("/api/chat", json=chat)).status_code
+
+            statuses = await asyncio.gather(*(one() for _ in range(requests)))
+        assert set(statuses) == {200}
+        process.process.send_signal(signal.SIGINT)
+        exit_within(process, GRACE + EXIT_MARGIN)
+    routed, torn = 0, []
+    for line in "".join(process.output).splitlines():
+        try:
+            routed += orjson.loads(line).get("event") == "routing_llm_request"
+        except orjson.JSONDecodeError:
+            if not TEXT_LINE.match(line):
+                torn.append(line)
+    assert torn == []
+    assert routed == requests

@@ -18,6 +18,7 @@ import multiprocessing
 import os
 import signal
 import socket
+import sys
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 from types import FrameType
@@ -27,6 +28,7 @@ import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 
 from llm_backends.logs import configure_logging
+from llm_backends.serving.loglines import AtomicLines
 from llm_backends.settings import Settings
 
 log = structlog.get_logger("llm_backends.serving")
@@ -51,7 +53,10 @@ def _worker_main(host: str, port: int, sock: socket.socket) -> None:
 
     settings = Settings()
     configure_logging(
-        settings.log_level, settings.log_json, flush_interval=settings.log_flush_interval
+        settings.log_level,
+        settings.log_json,
+        flush_interval=settings.log_flush_interval,
+        stream=AtomicLines(sys.stdout.fileno()),
     )
     run_server(settings, host, port, sockets=[sock])
 
