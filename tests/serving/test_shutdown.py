@@ -137,3 +137,37 @@ def test_a_request_in_flight_when_the_listener_closes_completes(
     assert result[0].status_code == 200, result[0].text
     assert result[0].json()["message"]["content"] == fake_ollama.behaviour.reply
     assert status == 0
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream-before-first-chunk"])
+@pytest.mark.parametrize("protocol", ["openai", "ollama"])
+def test_a_request_still_unanswered_at_the_grace_period_gets_a_503_in_its_protocol(
+    tmp_path: Path, fake_ollama: FakeServer, protocol: str, stream: bool
+) -> None:
+    fake_ollama.configure(delay=100)
+    path, body = stream_request(protocol)
+    body["stream"] = stream
+    with served(server_env(tmp_path, fake_ollama.url)) as process:
+        assert process.process is not None
+        result: list[httpx.Response] = []
+        request = threading.Thread(
+            target=lambda: result.append(httpx.post(f"{process.url}{path}", json=body, timeout=30))
+        )
+        request.start()
+        while not fake_ollama.requests:  # the request reached the backend
+            time.sleep(0.01)
+        signalled = time.monotonic()
+        process.process.send_signal(signal.SIGINT)
+        request.join(30)
+        answered = time.monotonic() - signalled
+        status, _ = exit_within(process, GRACE + EXIT_MARGIN)
+    response = result[0]
+    assert response.status_code == 503
+    assert GRACE - 0.5 < answered < GRACE + 1.0, answered
+    error = response.json()["error"]
+    if protocol == "openai":
+        assert error["code"] == "server_shutdown" and "shutting down" in error["message"]
+    else:
+        assert isinstance(error, str) and "shutting down" in error
+    assert status == 0
+    assert "Traceback" not in "".join(process.output)

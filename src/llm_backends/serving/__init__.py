@@ -7,6 +7,7 @@ import socket
 
 import uvicorn
 
+from llm_backends.serving.cut import AnswerCutRequests
 from llm_backends.serving.server import DrainingServer
 from llm_backends.settings import Settings
 
@@ -25,7 +26,7 @@ def run_server(
     gc.collect()
     gc.freeze()
     config = uvicorn.Config(
-        app,
+        AnswerCutRequests(app),
         host=host,
         port=port,
         loop="uvloop",
