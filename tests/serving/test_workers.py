@@ -16,6 +16,7 @@ import pytest
 
 from tests.fakes.common import FakeServer
 from tests.serving.support import (
+    DELAY,
     EXIT_MARGIN,
     GRACE,
     exit_within,
@@ -134,3 +135,24 @@ async def test_two_workers_log_every_request_once_in_whole_lines(
                 torn.append(line)
     assert torn == []
     assert routed == requests
+
+
+def test_workers_do_not_outlive_a_killed_supervisor(
+    tmp_path: Path, fake_ollama: FakeServer
+) -> None:
+    with served(server_env(tmp_path, fake_ollama.url), "--workers", "2") as process:
+        assert process.process is not None
+        workers = wait_for_children(process.pid, 2)
+        process.process.kill()
+        process.process.wait(10)
+        deadline = time.monotonic() + DELAY + EXIT_MARGIN + 1
+        while any(Path(f"/proc/{pid}").exists() and not zombie(pid) for pid in workers):
+            assert time.monotonic() < deadline, "a worker outlived its supervisor"
+            time.sleep(0.05)
+
+
+def zombie(pid: int) -> bool:
+    try:
+        return "zombie" in Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True

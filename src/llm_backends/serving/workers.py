@@ -14,6 +14,7 @@ server (it would fail the same way again).
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
 import signal
@@ -36,6 +37,9 @@ log = structlog.get_logger("llm_backends.serving")
 #: Beyond a worker's own grace period, how long the supervisor waits before SIGKILL.
 KILL_AFTER_GRACE_SECONDS = 5.0
 
+#: prctl(2) option: the signal this process gets when its parent dies.
+PR_SET_PDEATHSIG = 1
+
 _spawn = multiprocessing.get_context("spawn")
 
 
@@ -47,9 +51,23 @@ def bind(host: str, port: int, log_level: str) -> socket.socket:
     return sock
 
 
-def _worker_main(host: str, port: int, sock: socket.socket) -> None:
+def _die_with(parent: int) -> None:
+    """A worker must not outlive a supervisor killed with SIGKILL (it would keep serving on
+    the socket): Linux sends it SIGTERM then, which it drains like any other."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: the supervisor's own stop still applies
+        return
+    if os.getppid() != parent:  # it died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _worker_main(host: str, port: int, sock: socket.socket, parent: int) -> None:
     """A worker process: the same server as `serve` without workers, on the shared socket."""
     from llm_backends.serving import run_server
+
+    _die_with(parent)
 
     settings = Settings()
     configure_logging(
@@ -89,7 +107,7 @@ class Supervisor:
 
     def _start(self) -> BaseProcess:
         process = _spawn.Process(
-            target=_worker_main, args=(self.host, self.port, self._sock), daemon=False
+            target=_worker_main, args=(self.host, self.port, self._sock, os.getpid()), daemon=False
         )
         process.start()
         return process
