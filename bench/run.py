@@ -588,8 +588,6 @@ def main(argv: list[str] | None = None) -> int:
                 plan.duration, plan.warmup, plan.rounds, work, mocks, load
             ),
         )
-        if "workers" in results:
-            log(f"workers: {workers.summary(results['workers'])}")
         if errors:
             results["errors"] = errors
     finally:
