@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 
 import httpx
+import ollama
+import openai
 import pytest
 
 from tests.fakes.common import FakeServer
@@ -171,3 +173,29 @@ def test_a_request_still_unanswered_at_the_grace_period_gets_a_503_in_its_protoc
         assert isinstance(error, str) and "shutting down" in error
     assert status == 0
     assert "Traceback" not in "".join(process.output)
+
+
+def test_the_official_clients_see_the_shutdown_error_in_their_stream(
+    tmp_path: Path, slow_ollama: FakeServer
+) -> None:
+    """What users run: the `openai` client raises APIError, the `ollama` client ResponseError,
+    each with the message, instead of ending the stream as if it were complete."""
+    with served(server_env(tmp_path, slow_ollama.url)) as process:
+        assert process.process is not None
+        openai_client = openai.OpenAI(base_url=f"{process.url}/v1", api_key="unused")
+        ollama_client = ollama.Client(host=process.url)
+        chat = openai_client.chat.completions.create(
+            model="slow", messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+        generate = ollama_client.generate(model="slow", prompt="hi", stream=True)
+        assert next(iter(chat)).choices[0].delta.role == "assistant"
+        assert next(iter(generate)).done is False
+        process.process.send_signal(signal.SIGTERM)
+        with pytest.raises(openai.APIError, match="shutting down"):
+            for _ in chat:
+                pass
+        with pytest.raises(ollama.ResponseError, match="shutting down"):
+            for _ in generate:
+                pass
+        status, _ = exit_within(process, GRACE + EXIT_MARGIN)
+    assert status == 0
