@@ -64,8 +64,9 @@ class DrainingServer(uvicorn.Server):
         now = self._loop.time()
         first = not self.drain.draining
         self.drain.begin()
-        # Before start-up completed there is nobody to be a lame duck for.
-        delay = self.delay if sig == signal.SIGTERM and self.started else 0.0
+        # Before start-up completed there is nobody to be a lame duck for; and the lame
+        # duck cannot outlast the grace period.
+        delay = min(self.delay, self.grace) if sig == signal.SIGTERM and self.started else 0.0
         if first:
             log.info(
                 "shutdown_started",
