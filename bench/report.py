@@ -499,6 +499,10 @@ def _extra_lines(doc: dict[str, Any]) -> list[str]:
             f"admin change seen by the gateway: median {admin['median_ms']} ms from PUT "
             f"sent; samples {[s['from_put_sent_ms'] for s in admin['samples']]}"
         )
+    if r.get("workers"):
+        from bench.workers import summary
+
+        out += ["", f"serve --workers (chat, 32 clients): {summary(r['workers'])}"]
     if doc.get("checks"):
         out.append("")
         out.append("targets (issue):")

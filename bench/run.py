@@ -12,6 +12,7 @@ Scenarios (`--only` takes any of them, comma-separated):
   admin    time until an Admin API change is seen by the gateway
   tools    chat with tools and a named tool_choice, c=1 and 32 (bench/toolcall.py)
   startup  cold start (spawn to first 200 on chat) of each gateway; peak RSS is read after load
+  workers  chat req/s (c=32) of `serve --workers 1` vs `--workers 2`, CPU per request
 
 Rounds are interleaved (direct, llm-backends, litellm, then again, starting one further each
 round) and each figure is the median over rounds. Gateways run pinned to core 0; the mocks,
@@ -33,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from bench import embeddings_bench, procs, report, targets, toolcall
+from bench import embeddings_bench, procs, report, targets, toolcall, workers
 from bench.targets import Gateway, Http, Mocks, Target
 
 SCENARIOS = (
@@ -46,6 +47,7 @@ SCENARIOS = (
     "ollama",
     "tools",
     "embeddings",
+    "workers",
 )
 
 #: Which API a load run speaks: OpenAI's `POST /v1/chat/completions` or Ollama's `/api/chat`.
@@ -609,6 +611,12 @@ def main(argv: list[str] | None = None) -> int:
             guarded("embeddings", lambda: embeddings_bench.scenario_embeddings(llmb_gw, mocks))
         # Without the server, the router runs against a static in-process config source.
         guarded("library", lambda: scenario_library(plan, setup.llmb, mocks))
+        guarded(
+            "workers",
+            lambda: workers.scenario_workers(
+                plan.duration, plan.warmup, plan.rounds, work, mocks, load
+            ),
+        )
         if errors:
             results["errors"] = errors
     finally:

@@ -295,6 +295,8 @@ def llm_backends_gateway(
         "ADMIN_API_TOKEN": token,
         "OLLAMA_URL": ollama_url,
         "TOKEN_FILE": str(work / "token"),
+        # No load balancer to tell here: stopping a gateway needs no lame duck.
+        "SHUTDOWN_DELAY_SECONDS": "0",
     }
     if log_level:
         env["LOG_LEVEL"] = log_level

@@ -21,6 +21,7 @@ from llm_backends.gateway.fastpath import FastPathAPI
 from llm_backends.limits import BodySizeLimit
 from llm_backends.settings import Settings
 from llm_backends.store.crypto import SecretBox
+from llm_backends.shutdown import Drain
 from llm_backends.store.db import engine_from_settings, session_factory
 from llm_backends.store.events import ConfigChanges
 
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastPathAPI:
         docs_url=None,
         redoc_url=None,
     )
+    app.state.drain = Drain()  # set by the server on SIGTERM/SIGINT; /ready reads it
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(admin_routes.router)

@@ -126,6 +126,25 @@ class Settings(BaseSettings):
     # Server and logs
     host: str = "127.0.0.1"
     port: int = 8080
+    workers: int = Field(
+        default=1, ge=1, description="Server processes sharing the port (`serve --workers`)."
+    )
+    shutdown_delay_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description=(
+            "Lame duck after SIGTERM: /ready answers 503 while requests are still served, so "
+            "load balancers stop sending before the listener closes. None after SIGINT."
+        ),
+    )
+    shutdown_grace_seconds: float = Field(
+        default=25.0,
+        ge=0,
+        description=(
+            "Seconds from the signal until requests still running are ended (a stream with "
+            "its protocol's error event) and the process exits."
+        ),
+    )
     log_level: str = "INFO"
     log_json: bool = True
     log_flush_interval: float = Field(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -21,17 +22,20 @@ class ServedProcess:
     pid: int
     #: Every line the process printed (stdout and stderr), appended as they arrive.
     output: list[str]
+    process: subprocess.Popen[str] | None = None
 
 
 @contextmanager
-def serve_process(env: dict[str, str]) -> Iterator[ServedProcess]:
-    """Start the server with `env` over os.environ; ready once uvicorn says it listens.
-
-    Output is drained by a thread all along: a full pipe would block the server's logging.
+def serve_process(
+    env: dict[str, str], *args: str, port: int | None = None
+) -> Iterator[ServedProcess]:
+    """Start the server with `env` over os.environ (and `args` after `serve`); ready once
+    uvicorn says it listens. Output is drained by a thread all along: a full pipe would
+    block the server's logging. Left running at the end, it is terminated.
     """
-    port = free_port()
+    port = port or free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "llm_backends.cli", "serve", "--port", str(port)],
+        [sys.executable, "-m", "llm_backends.cli", "serve", "--port", str(port), *args],
         env={**os.environ, **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -54,8 +58,9 @@ def serve_process(env: dict[str, str]) -> Iterator[ServedProcess]:
     if process.poll() is not None:
         pytest.fail("server exited before it was ready: " + "".join(output))
     try:
-        yield ServedProcess(f"http://127.0.0.1:{port}", process.pid, output)
+        yield ServedProcess(f"http://127.0.0.1:{port}", process.pid, output, process)
     finally:
-        process.terminate()
-        process.wait(10)
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)  # no lame duck: prompt when idle
+        process.wait(40)
         reader.join(10)

@@ -14,8 +14,12 @@ async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/ready", responses={503: {"description": "The database is unreachable"}})
+@router.get(
+    "/ready", responses={503: {"description": "The database is unreachable, or shutting down"}}
+)
 async def ready(request: Request) -> JSONResponse:
+    if request.app.state.drain.draining:  # load balancers: stop sending here
+        return JSONResponse({"status": "shutting down"}, status_code=503)
     async with request.app.state.sessions() as session:
         await session.execute(text("SELECT 1"))
     return JSONResponse({"status": "ready", "database": "ok"})

@@ -8,6 +8,7 @@ routed stream is closed, which closes the upstream HTTP request.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any, Protocol
@@ -35,6 +36,7 @@ from llm_backends.router.errors import LLMRouterError
 from llm_backends.router.messages import mint_call_id
 from llm_backends.router.streaming import RoutedStream
 from llm_backends.router.types import Chunk, ToolCall, ToolCallDelta
+from llm_backends.shutdown import is_shutdown_cut
 
 log = structlog.get_logger("llm_backends.gateway")
 
@@ -236,6 +238,12 @@ def _incomplete() -> GatewayError:
     )
 
 
+def _shutting_down() -> GatewayError:
+    return GatewayError(
+        503, "the server is shutting down: stream ended at its grace period", code="server_shutdown"
+    )
+
+
 async def stream_body(
     routed: RoutedStream, first: Chunk, encoder: StreamEncoder, on_end: OnEnd
 ) -> AsyncGenerator[bytes, None]:
@@ -261,6 +269,11 @@ async def stream_body(
             failure = from_router_error(error)
         except GatewayError as error:
             failure = error
+        except asyncio.CancelledError as error:
+            if not is_shutdown_cut(error):
+                raise
+            asyncio.current_task().uncancel()  # type: ignore[union-attr]
+            failure = _shutting_down()
         except Exception:  # a bug still ends the stream with an error event, not a cut
             log.exception("gateway_stream_failed", model=routed.model, backend=routed.backend)
             failure = GatewayError(500, "internal gateway error", code="internal_error")

@@ -7,11 +7,26 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
 
 from llm_backends.settings import async_database_url
 from llm_backends.store.db import ensure_sqlite_directory
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+
+#: pg_advisory_xact_lock key of migrations (an arbitrary constant: "llmb" in ASCII).
+MIGRATION_LOCK_KEY = 0x6C6C6D62
+
+
+def lock_migrations(connection: Connection) -> None:
+    """Serialise concurrent migrations (a Kubernetes Job and a `serve` started together, two
+    replicas migrating at start-up) on PostgreSQL: called by env.py inside the migration
+    transaction, before Alembic reads the current revision, so the second migrator waits and
+    then finds the database already at head. Released at commit. SQLite serialises writers
+    by itself."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
 
 
 def alembic_config(database_url: str) -> Config:

@@ -8,6 +8,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from llm_backends.store.db import create_engine
+from llm_backends.store.migrate import lock_migrations
 from llm_backends.store.models import Base
 
 config = context.config
@@ -21,6 +22,7 @@ def _run(connection: Connection) -> None:
         render_as_batch=connection.dialect.name == "sqlite",
     )
     with context.begin_transaction():
+        lock_migrations(connection)
         context.run_migrations()
 
 
