@@ -20,8 +20,8 @@ from llm_backends.gateway import install_gateway, start_gateway
 from llm_backends.gateway.fastpath import FastPathAPI
 from llm_backends.limits import BodySizeLimit
 from llm_backends.settings import Settings
-from llm_backends.store.crypto import SecretBox
 from llm_backends.shutdown import Drain
+from llm_backends.store.crypto import SecretBox
 from llm_backends.store.db import engine_from_settings, session_factory
 from llm_backends.store.events import ConfigChanges
 

@@ -42,7 +42,7 @@ def banner(settings: Settings, host: str, port: int) -> str:
         ("Admin page", f"{base}/ui/"),
         ("Admin API", f"{base}/api/llm-backends"),
         ("API docs", f"{base}/docs  (ReDoc: {base}/redoc)"),
-        ("OpenAI API", f"{base}/v1  (e.g. OpenAI(base_url=\"{base}/v1\"))"),
+        ("OpenAI API", f'{base}/v1  (e.g. OpenAI(base_url="{base}/v1"))'),
         ("Ollama API", f"{base}  (e.g. OLLAMA_HOST={base})"),
         ("Database", display_database_url(settings.database_url)),
         ("State dir", str(settings.llm_backends_home)),

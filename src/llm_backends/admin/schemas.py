@@ -94,6 +94,8 @@ Description = Annotated[
     Field(max_length=4000, json_schema_extra=_documented(NO_NUL_PATTERN)),
     AfterValidator(_check_no_nul),
 ]
+
+
 def _check_header_value(value: SecretStr) -> SecretStr:
     # Sent in an HTTP header: no control characters (and never echoed in the error).
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value.get_secret_value()):

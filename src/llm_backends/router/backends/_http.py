@@ -33,7 +33,6 @@ JSON_HEADERS: tuple[tuple[str, str], ...] = (("Content-Type", "application/json"
 HOPS_HEADER = "x-llm-backends-hops"
 
 
-
 def request_headers(
     config: BackendConfig, hops: tuple[str, ...] = ()
 ) -> tuple[tuple[str, str], ...]:
