@@ -27,7 +27,12 @@ from tests.serving.support import (
 )
 
 #: What else a server prints: uvicorn's text lines and Alembic's (before the JSON logging).
-TEXT_LINE = re.compile(r"(INFO|WARNING|ERROR):\s|Context impl |Will assume |Running upgrade ")
+#: Text lines that are whole by construction: uvicorn's and Alembic's, and the start-up banner
+#: (printed by the supervisor before any worker exists).
+TEXT_LINE = re.compile(
+    r"(INFO|WARNING|ERROR):\s|Context impl |Will assume |Running upgrade |llm-backends \S+ listening"
+    r"|  (Admin page|Admin API|API docs|OpenAI API|Ollama API|Database|State dir|Admin token) "
+)
 
 
 def children(pid: int) -> set[int]:
