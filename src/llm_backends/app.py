@@ -19,6 +19,7 @@ from llm_backends.limits import BodySizeLimit
 from llm_backends.settings import Settings
 from llm_backends.store.db import engine_from_settings, session_factory
 from llm_backends.store.events import ConfigChanges
+from llm_backends.ui import ConfiguredModels, Timeseries, install_ui
 
 
 def create_app(settings: Settings | None = None) -> FastPathAPI:
@@ -37,9 +38,16 @@ def create_app(settings: Settings | None = None) -> FastPathAPI:
         app.state.gateway = start_gateway(
             settings, app.state.sessions, app.state.authenticator, app.state.config_changes
         )
+        # The admin page's charts: per-minute counts of the configured models.
+        app.state.timeseries = Timeseries()
+        app.state.gateway.metrics.observer = app.state.timeseries.record
+        configured = ConfiguredModels(app.state.timeseries, app.state.sessions)
+        app.state.config_changes.subscribe(configured.changed)
+        configured.changed()
         try:
             yield
         finally:
+            await configured.close()
             await app.state.gateway.close()
             await engine.dispose()
 
@@ -51,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastPathAPI:
     )
     install_error_handlers(app)
     app.include_router(health.router)
+    install_ui(app)  # before the Admin API: its `/{backend_id}` would take /timeseries
     app.include_router(admin_routes.router)
     install_gateway(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
