@@ -75,7 +75,8 @@ export class ConfigForm {
       const unplaced = [];
       for (const item of error.body.errors) {
         const loc = (item.loc || []).filter((part) => part !== "body");
-        if (!this.fieldError(String(loc[0]), item.msg)) unplaced.push(`${loc.join(".") || "body"}: ${item.msg}`);
+        const message = String(item.msg || "invalid").replace(/^Value error, /, "");
+        if (!this.fieldError(String(loc[0]), message)) unplaced.push(`${loc.join(".") || "body"}: ${message}`);
       }
       if (unplaced.length) $("form-error").textContent = unplaced.join("; ");
       return;

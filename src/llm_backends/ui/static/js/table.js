@@ -75,7 +75,7 @@ function actionsCell(config, canWrite, handlers) {
 export function configRow(config, { status, series, canWrite, handlers }) {
   const errorRate = config.total_requests ? config.total_errors / config.total_requests : 0;
   return el("tr", { className: config.enabled ? "" : "disabled", dataset: { id: config.id } },
-    el("td", {},
+    el("td", { className: "model-cell" },
       el("div", { className: "model" }, config.model_name),
       config.description ? el("div", { className: "description" }, config.description) : null),
     el("td", {},
