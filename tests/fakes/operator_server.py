@@ -63,6 +63,8 @@ def operator_server(tmp_path: Path, ollama_url: str) -> Iterator[OperatorServer]
         "DATABASE_URL": f"sqlite:///{tmp_path / 'operator.db'}",
         "TOKEN_FILE": str(tmp_path / "no-token-file"),
         "OLLAMA_URL": ollama_url,
+        # Stats reach the table (and `backends list`) within a second.
+        "METRICS_REPORT_INTERVAL": "0.5",
     }
     read_token = create_token(env, "llm_backends:read", "viewer")
     env_with_bootstrap = {**env, "ADMIN_API_TOKEN": write_token}

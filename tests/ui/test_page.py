@@ -10,6 +10,7 @@ from playwright.sync_api import Page, expect
 from tests.fakes.common import FakeServer
 from tests.fakes.fake_openai import OpenAIBehaviour
 from tests.fakes.operator_server import OperatorServer
+from tests.fakes.server import free_port
 from tests.ui.conftest import shoot
 
 
@@ -236,3 +237,72 @@ def test_the_page_is_served_with_a_strict_content_security_policy(server: Operat
         .headers["content-type"]
         .startswith(("text/javascript", "application/javascript"))
     )
+
+
+def test_an_overview_of_several_configs_with_traffic(
+    page: Page, server: OperatorServer, fake_backend: FakeServer[OpenAIBehaviour]
+) -> None:
+    """Several backends, some traffic and a dead server: what an operator sees day to day."""
+    fake_backend.reset()
+    fake_backend.state.behaviour.reply = "A short answer from the fake server, in pieces."
+    fake_backend.state.behaviour.chunks = 12
+    auth = {"Authorization": f"Bearer {server.write_token}"}
+    dead = f"http://127.0.0.1:{free_port()}"
+    configs = [
+        {
+            "model_name": "llama3.1:8b",
+            "backend_type": "ollama",
+            "endpoint_url": server.env["OLLAMA_URL"],
+            "backend_model": "llama3.2:latest",
+            "description": "Laptop Ollama",
+        },
+        {
+            "model_name": "qwen2.5-coder",
+            "backend_type": "openai",
+            "endpoint_url": fake_backend.url,
+            "description": "vLLM on the GPU box",
+        },
+        {
+            "model_name": "mistral-mlx",
+            "backend_type": "mlx",
+            "endpoint_url": dead,
+            "description": "Mac mini (switched off)",
+        },
+        {
+            "model_name": "phi3:mini",
+            "backend_type": "ollama",
+            "endpoint_url": dead,
+            "enabled": False,
+        },
+    ]
+    ids = []
+    try:
+        for body in configs:
+            created = httpx.post(server.url + "/api/llm-backends", headers=auth, json=body)
+            assert created.status_code == 201, created.text
+            ids.append(created.json()["id"])
+        chat = {"messages": [{"role": "user", "content": "hi"}]}
+        for model, times in (("qwen2.5-coder", 5), ("llama3.1:8b", 3), ("mistral-mlx", 2)):
+            for _ in range(times):
+                httpx.post(
+                    server.url + "/v1/chat/completions", json={**chat, "model": model}, timeout=30
+                )
+
+        sign_in(page, server, server.write_token)
+        expect(page.locator("#config-rows tr")).to_have_count(4)
+        expect(row(page, "qwen2.5-coder").locator(".chart-label").first).to_have_text("5 req")
+        expect(row(page, "mistral-mlx").locator(".chart-label").nth(1)).to_have_text("2 err")
+        expect(row(page, "phi3:mini")).to_have_class("disabled")
+        # The stats the gateway reports to the store reach the table's columns.
+        expect(row(page, "qwen2.5-coder").locator("td.num").first).to_have_text("5", timeout=15_000)
+        expect(row(page, "llama3.1:8b").locator("td.num").first).to_have_text("3", timeout=15_000)
+        row(page, "qwen2.5-coder").locator("[data-action=try]").click()
+        page.fill("#try-prompt", "Write a haiku about routers")
+        page.click("#try-send")
+        expect(page.locator("#try-output")).to_have_attribute("data-done", "true")
+        expect(page.locator("#try-tokens")).to_have_text("12")
+        page.mouse.move(0, 0)
+        shoot(page, "08-overview")
+    finally:
+        for config_id in ids:
+            httpx.delete(f"{server.url}/api/llm-backends/{config_id}", headers=auth)

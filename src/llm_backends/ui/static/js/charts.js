@@ -12,7 +12,7 @@ function svg(tag, attrs) {
  * A sparkline of `values` (null = no data), bars for counts or a line for latency.
  * The SVG's <title> gives the peak, for a tooltip.
  */
-export function sparkline(values, { kind = "bars", color = "#2f6fed", width = 96, height = 26,
+export function sparkline(values, { kind = "bars", color = "#2f6fed", width = 64, height = 24,
                                     title = "" } = {}) {
   const root = svg("svg", { width, height, viewBox: `0 0 ${width} ${height}`, role: "img",
                             class: "sparkline" });
@@ -31,7 +31,7 @@ export function sparkline(values, { kind = "bars", color = "#2f6fed", width = 96
       if (!v) return;
       const top = y(v);
       root.append(svg("rect", { x: (i * step).toFixed(2), y: top.toFixed(2),
-                                width: Math.max(step - 0.4, 0.6).toFixed(2),
+                                width: Math.max(step - 0.3, 1.5).toFixed(2),
                                 height: (height - 1 - top).toFixed(2), fill: color }));
     });
     return root;

@@ -23,7 +23,7 @@ function serversCell(config, status) {
   const servers = status && status.servers && status.servers.length
     ? status.servers
     : [{ url: config.endpoint_url, healthy: null }];
-  return el("td", {}, servers.map(serverLine));
+  return el("td", { className: "servers-cell" }, servers.map(serverLine));
 }
 
 function chartsCell(series) {
@@ -78,7 +78,7 @@ export function configRow(config, { status, series, canWrite, handlers }) {
     el("td", { className: "model-cell" },
       el("div", { className: "model" }, config.model_name),
       config.description ? el("div", { className: "description" }, config.description) : null),
-    el("td", {},
+    el("td", { className: "backend-cell" },
       el("span", { className: "badge type" }, config.backend_type),
       config.backend_model ? el("div", { className: "description" }, `as ${config.backend_model}`) : null),
     serversCell(config, status),
