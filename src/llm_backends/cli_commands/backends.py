@@ -99,6 +99,17 @@ Temperature = Annotated[float | None, typer.Option("--temperature", help="Defaul
 Timeout = Annotated[int | None, typer.Option("--timeout", help="Seconds per request.")]
 Priority = Annotated[int | None, typer.Option(help="Priority (lower first).")]
 Description = Annotated[str | None, typer.Option(help="A note for people.")]
+Servers = Annotated[
+    list[str] | None,
+    typer.Option("--endpoint", help="Another server of the same model; repeat for several."),
+]
+Fallbacks = Annotated[
+    list[str] | None,
+    typer.Option("--fallback", help="A model tried when every server failed; repeat, in order."),
+]
+MaxConcurrency = Annotated[
+    int | None, typer.Option(help="Most requests in flight per server (then queue/429).")
+]
 ApiKey = Annotated[
     str | None, typer.Option(help="The server's API key (write-only; never shown again).")
 ]
@@ -116,6 +127,9 @@ def add(
     priority: Priority = None,
     description: Description = None,
     api_key: ApiKey = None,
+    endpoints: Servers = None,
+    fallbacks: Fallbacks = None,
+    max_concurrency: MaxConcurrency = None,
     disabled: Annotated[bool, typer.Option("--disabled", help="Create it disabled.")] = False,
     json: JsonOption = False,
 ) -> None:
@@ -131,6 +145,9 @@ def add(
         priority=priority,
         description=description,
         api_key=api_key,
+        max_concurrency=max_concurrency,
+        fallbacks=fallbacks,
+        endpoints=None if endpoints is None else [{"url": url} for url in endpoints],
     )
     if disabled:
         body["enabled"] = False
@@ -152,6 +169,9 @@ def update(
     priority: Priority = None,
     description: Description = None,
     api_key: ApiKey = None,
+    endpoints: Servers = None,
+    fallbacks: Fallbacks = None,
+    max_concurrency: MaxConcurrency = None,
     json: JsonOption = False,
 ) -> None:
     """Change the given fields of a config; the others stay."""
@@ -166,6 +186,9 @@ def update(
         priority=priority,
         description=description,
         api_key=api_key,
+        max_concurrency=max_concurrency,
+        fallbacks=fallbacks,
+        endpoints=None if endpoints is None else [{"url": url} for url in endpoints],
     )
     if not body:
         raise typer.BadParameter("give at least one field to change, e.g. --url")

@@ -5,11 +5,30 @@ import { $ } from "./dom.js";
 
 const NUMBERS = new Set(["max_tokens", "temperature_default", "timeout_seconds", "priority"]);
 const NULLABLE = new Set(["backend_model", "description"]);
+// Several servers, fallbacks and a concurrency cap: sent when filled in, or when the server's
+// configs have them (an older server without them is not sent what it would refuse).
+const FLEET = new Set(["endpoints", "fallbacks", "max_concurrency"]);
 const DEFAULTS = {
   model_name: "", backend_type: "ollama", endpoint_url: "", backend_model: "", api_key: "",
   max_tokens: 2048, temperature_default: 0.7, timeout_seconds: 60, priority: 100,
-  description: "", enabled: true,
+  description: "", enabled: true, endpoints: [], fallbacks: [], max_concurrency: null,
 };
+
+function shown(name, value) {
+  if (name === "endpoints") return (value || []).map((server) => server.url).join("\n");
+  if (name === "fallbacks") return (value || []).join(", ");
+  return value === null || value === undefined ? "" : String(value);
+}
+
+function parsed(name, raw, previous) {
+  if (name === "endpoints") {
+    const weights = new Map((previous || []).map((server) => [server.url, server]));
+    return raw.split("\n").map((line) => line.trim()).filter(Boolean)
+      .map((url) => ({ ...(weights.get(url) || {}), url }));
+  }
+  if (name === "fallbacks") return raw.split(",").map((item) => item.trim()).filter(Boolean);
+  return raw.trim() === "" ? null : Number(raw);  // max_concurrency
+}
 
 export class ConfigForm {
   constructor({ onSaved }) {
@@ -32,7 +51,7 @@ export class ConfigForm {
       if (!element.name) continue;
       const value = values[element.name];
       if (element.type === "checkbox") element.checked = Boolean(value);
-      else element.value = value === null || value === undefined ? "" : String(value);
+      else element.value = shown(element.name, value);
     }
     this.dialog.showModal();
     this.form.elements.model_name.focus();
@@ -46,6 +65,11 @@ export class ConfigForm {
       if (element.type === "checkbox") { body[name] = element.checked; continue; }
       const raw = element.value;
       if (name === "api_key") { if (raw) body[name] = raw; continue; }
+      if (FLEET.has(name)) {
+        const known = this.editing && name in this.editing;
+        if (raw.trim() || known) body[name] = parsed(name, raw, this.editing && this.editing[name]);
+        continue;
+      }
       if (NUMBERS.has(name)) body[name] = raw.trim() === "" ? null : Number(raw);
       else if (NULLABLE.has(name)) body[name] = raw.trim() === "" ? null : raw;
       else body[name] = raw;
@@ -75,7 +99,10 @@ export class ConfigForm {
       const unplaced = [];
       for (const item of error.body.errors) {
         const loc = (item.loc || []).filter((part) => part !== "body");
-        const message = String(item.msg || "invalid").replace(/^Value error, /, "");
+        let message = String(item.msg || "invalid").replace(/^Value error, /, "");
+        // A check across fields says which one first: "endpoints: ... listed twice".
+        const named = /^([a-z_]+): (.*)$/.exec(message);
+        if (!loc.length && named) { loc.push(named[1]); message = named[2]; }
         if (!this.fieldError(String(loc[0]), message)) unplaced.push(`${loc.join(".") || "body"}: ${message}`);
       }
       if (unplaced.length) $("form-error").textContent = unplaced.join("; ");

@@ -22,7 +22,8 @@ function serverLine(server) {
 function serversCell(config, status) {
   const servers = status && status.servers && status.servers.length
     ? status.servers
-    : [{ url: config.endpoint_url, healthy: null }];
+    : [config.endpoint_url, ...(config.endpoints || []).map((server) => server.url)]
+      .map((url) => ({ url, healthy: null }));
   return el("td", { className: "servers-cell" }, servers.map(serverLine));
 }
 
@@ -80,7 +81,9 @@ export function configRow(config, { status, series, canWrite, handlers }) {
       config.description ? el("div", { className: "description" }, config.description) : null),
     el("td", { className: "backend-cell" },
       el("span", { className: "badge type" }, config.backend_type),
-      config.backend_model ? el("div", { className: "description" }, `as ${config.backend_model}`) : null),
+      config.backend_model ? el("div", { className: "description" }, `as ${config.backend_model}`) : null,
+      config.fallbacks && config.fallbacks.length
+        ? el("div", { className: "description" }, `then ${config.fallbacks.join(" → ")}`) : null),
     serversCell(config, status),
     enabledCell(config, canWrite, handlers),
     el("td", { className: "num" }, fmtNumber(config.total_requests)),
