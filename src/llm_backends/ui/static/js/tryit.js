@@ -30,6 +30,7 @@ export class TryPanel {
   }
 
   setModels(names) {
+    if (!$("try-model").value && names.length) $("try-model").value = names[0];
     $("try-models").replaceChildren(...names.map((name) => {
       const option = document.createElement("option");
       option.value = name;
