@@ -262,3 +262,37 @@ def test_downgrade_asks_first(tmp_path: Path) -> None:
     refused = CliRunner().invoke(app, ["downgrade"], env=env, input="n\n")
     assert refused.exit_code == 1 and "Aborted" in refused.output
     assert CliRunner().invoke(app, ["downgrade", "--yes"], env=env).exit_code == 0
+
+
+def test_check_of_an_ollama_config_finds_its_model_by_the_latest_tag(
+    cli: Cli, server: OperatorServer
+) -> None:
+    added = json.loads(
+        cli(
+            "backends",
+            "add",
+            "llama3.2",
+            "--type",
+            "ollama",
+            "--url",
+            server.env["OLLAMA_URL"],
+            "--json",
+        ).stdout
+    )
+    try:
+        result = json.loads(cli("check", "--json").stdout)
+        assert result == [
+            {
+                "model": "llama3.2",
+                "backend_type": "ollama",
+                "endpoint": server.env["OLLAMA_URL"],
+                "reachable": True,
+                "has_model": True,
+                "generation": True,
+                "backend": "ollama",
+                "detail": None,
+                "ok": True,
+            }
+        ]
+    finally:
+        cli("backends", "delete", str(added["id"]), "--yes")
