@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,9 +21,17 @@ from llm_backends.app import create_app
 from llm_backends.settings import Settings
 from llm_backends.store import migrate
 from llm_backends.store.db import create_engine, session_factory
-from llm_backends.store.models import ApiToken, LLMBackend
+from llm_backends.store.models import ApiToken, AuditEntry, LLMBackend
 from tests.fakes.fixtures import *  # noqa: F403  (fake Ollama/OpenAI servers, real mlx_lm.server)
 from tests.fakes.server import ServerThread
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """No test writes into the real state directory (~/.local/share/llm-backends): every
+    Settings(), CLI call and served process of this run uses a temporary one instead."""
+    os.environ["LLM_BACKENDS_HOME"] = tempfile.mkdtemp(prefix="llmb-home-")
+    os.environ.pop("SECRET_KEY", None)
+
 
 POSTGRES_ADMIN_DSN = os.environ.get(
     "TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test"
@@ -84,10 +93,13 @@ async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncS
     async with factory() as session:
         if database_url.startswith("postgresql"):
             # Ids restart at 1, as the seed guide's examples expect of a new database.
-            await session.execute(text("TRUNCATE llm_backends, api_tokens RESTART IDENTITY"))
+            await session.execute(
+                text("TRUNCATE llm_backends, api_tokens, audit_log RESTART IDENTITY")
+            )
         else:
             await session.execute(delete(LLMBackend))
             await session.execute(delete(ApiToken))
+            await session.execute(delete(AuditEntry))
         await session.commit()
     yield factory
     await engine.dispose()

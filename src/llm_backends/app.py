@@ -8,15 +8,19 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from llm_backends.admin import audit as audit_routes
 from llm_backends.admin import health
 from llm_backends.admin import routes as admin_routes
+from llm_backends.admin import tokens as token_routes
 from llm_backends.admin.auth import Authenticator
+from llm_backends.admin.docs import install_docs
 from llm_backends.admin.errors import install_error_handlers, validation_error_schema
 from llm_backends.gateway import components as gateway_components
 from llm_backends.gateway import install_gateway, start_gateway
 from llm_backends.gateway.fastpath import FastPathAPI
 from llm_backends.limits import BodySizeLimit
 from llm_backends.settings import Settings
+from llm_backends.store.crypto import SecretBox
 from llm_backends.store.db import engine_from_settings, session_factory
 from llm_backends.store.events import ConfigChanges
 from llm_backends.ui import ConfiguredModels, Timeseries, install_ui
@@ -34,6 +38,7 @@ def create_app(settings: Settings | None = None) -> FastPathAPI:
         app.state.sessions = session_factory(engine)
         app.state.authenticator = Authenticator(app.state.sessions, settings.admin_api_token)
         app.state.config_changes = ConfigChanges()
+        app.state.secret_box = SecretBox(settings.secret_key, settings.secret_key_file)
         # One router for the gateway, over the store; Admin API writes invalidate its cache.
         app.state.gateway = start_gateway(
             settings, app.state.sessions, app.state.authenticator, app.state.config_changes
@@ -56,11 +61,16 @@ def create_app(settings: Settings | None = None) -> FastPathAPI:
         version="0.1.0",
         summary="Per-model routing of LLM requests to self-hosted inference servers.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app)
     app.include_router(health.router)
     install_ui(app)  # before the Admin API: its `/{backend_id}` would take /timeseries
     app.include_router(admin_routes.router)
+    app.include_router(audit_routes.router)
+    app.include_router(token_routes.router)
+    install_docs(app)
     install_gateway(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     _use_string_validation_errors(app)

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+import platformdirs
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SQLITE_FILE = "llm_backends.db"
+DEFAULT_TOKEN_FILE = "admin-token"
+SECRET_KEY_FILE = "secret.key"
+
+
+def default_home() -> Path:
+    """The per-user data directory: `$XDG_DATA_HOME/llm-backends`, by default
+    `~/.local/share/llm-backends` (`~/Library/Application Support/llm-backends` on macOS)."""
+    return Path(platformdirs.user_data_dir("llm-backends", appauthor=False))
 
 
 def async_database_url(url: str) -> str:
@@ -29,10 +38,17 @@ def async_database_url(url: str) -> str:
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
 
+    # Where things are: the default SQLite file, token file and secret key file.
+    llm_backends_home: Path = Field(
+        default_factory=default_home,
+        description="State directory (default: the per-user data directory).",
+    )
+
     # Store
     database_url: str = Field(
-        default=f"sqlite:///{DEFAULT_SQLITE_FILE}",
-        description="sqlite:///path or postgresql://user@host/db (the +driver forms work too).",
+        default="",
+        description="sqlite:///path or postgresql://user@host/db (the +driver forms work too); "
+        f"default: sqlite in LLM_BACKENDS_HOME/{DEFAULT_SQLITE_FILE}.",
     )
     db_pool_size: int = Field(default=5, ge=1)
     db_timeout_seconds: float = Field(
@@ -46,8 +62,15 @@ class Settings(BaseSettings):
         default=None, description="Bootstrap bearer token with every permission."
     )
     token_file: Path = Field(
-        default=Path(".llm-backends-token"),
-        description="Where `llm-backends token ensure` writes the first local token.",
+        default=Path(),
+        description="Where `llm-backends token ensure` writes the first local token "
+        f"(default: LLM_BACKENDS_HOME/{DEFAULT_TOKEN_FILE}); a library router without "
+        "ADMIN_API_TOKEN reads it.",
+    )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Encrypts backends' api_key at rest. Unset: a key generated into "
+        f"LLM_BACKENDS_HOME/{SECRET_KEY_FILE} (mode 600). Every replica needs the same one.",
     )
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Larger bodies get 413.")
 
@@ -102,8 +125,24 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _check_database_url(cls, value: str) -> str:
-        async_database_url(value)
+        if value:
+            async_database_url(value)
         return value
+
+    @model_validator(mode="after")
+    def _place_state_files(self) -> Settings:
+        """Unset file locations default to the state directory (explicit values win)."""
+        home = self.llm_backends_home.expanduser()
+        self.llm_backends_home = home
+        if not self.database_url:
+            self.database_url = f"sqlite:///{home / DEFAULT_SQLITE_FILE}"
+        if self.token_file == Path():
+            self.token_file = home / DEFAULT_TOKEN_FILE
+        return self
+
+    @property
+    def secret_key_file(self) -> Path:
+        return self.llm_backends_home / SECRET_KEY_FILE
 
     @property
     def async_database_url(self) -> str:

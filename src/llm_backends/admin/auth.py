@@ -6,12 +6,15 @@ import hmac
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Annotated
 
-from fastapi import HTTPException, Request, status
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from llm_backends.store import tokens
+from llm_backends.store.audit import Actor
 
 
 class Scope(StrEnum):
@@ -19,6 +22,10 @@ class Scope(StrEnum):
     WRITE = "llm_backends:write"
     METRICS = "llm_backends:metrics"
     GENERATE = "llm:generate"
+    #: Create, list and revoke tokens over HTTP.
+    TOKENS = "tokens:manage"
+    #: Receive backends' api_key from the model lookup (a library router needs it).
+    SECRETS = "llm_backends:secrets"
 
 
 #: A scope also grants these.
@@ -32,7 +39,13 @@ _SCOPE_WORD = {
     Scope.WRITE: "write",
     Scope.METRICS: "metrics",
     Scope.GENERATE: "generate",
+    Scope.TOKENS: "token management",
+    Scope.SECRETS: "secrets",
 }
+
+#: Declares the bearer scheme in the OpenAPI schema (so /docs has "Authorize"); the token
+#: itself is read by `bearer_token`, which also takes the `api-key` headers.
+_bearer_scheme = HTTPBearer(auto_error=False, description="An Admin API token: `llmb_...`.")
 
 
 def expand_scopes(scopes: set[str] | frozenset[str]) -> frozenset[str]:
@@ -46,6 +59,13 @@ def expand_scopes(scopes: set[str] | frozenset[str]) -> frozenset[str]:
 class Principal:
     name: str
     scopes: frozenset[str]
+    #: The stored token's id; None for the bootstrap token (ADMIN_API_TOKEN).
+    token_id: int | None = None
+
+
+def actor_of(principal: Principal) -> Actor:
+    """The audit log's name for the caller of a write."""
+    return Actor(name=principal.name, token_id=principal.token_id)
 
 
 def unauthorized() -> HTTPException:
@@ -90,17 +110,37 @@ class Authenticator:
             row = await tokens.find_active_token(session, token)
         if row is None:
             return None
-        return Principal(name=row.name, scopes=expand_scopes(set(row.scopes.split())))
+        return Principal(
+            name=row.name, scopes=expand_scopes(set(row.scopes.split())), token_id=row.id
+        )
 
 
-def require(scope: Scope) -> Callable[[Request], Awaitable[Principal]]:
+_Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer_scheme)]
+
+
+async def authenticated(request: Request, _credentials: _Credentials = None) -> Principal:
+    """A FastAPI dependency: the caller of any valid token, 401 otherwise."""
+    authenticator: Authenticator = request.app.state.authenticator
+    principal = await authenticator.authenticate(bearer_token(request))
+    if principal is None:
+        raise unauthorized()
+    return principal
+
+
+async def optional_principal(request: Request) -> Principal | None:
+    """The caller when it presented a valid token, else None (for public routes)."""
+    token = bearer_token(request)
+    if token is None:
+        return None
+    authenticator: Authenticator = request.app.state.authenticator
+    return await authenticator.authenticate(token)
+
+
+def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
     """A FastAPI dependency: 401 without a valid token, 403 without `scope`."""
 
-    async def dependency(request: Request) -> Principal:
-        authenticator: Authenticator = request.app.state.authenticator
-        principal = await authenticator.authenticate(bearer_token(request))
-        if principal is None:
-            raise unauthorized()
+    async def dependency(request: Request, _credentials: _Credentials = None) -> Principal:
+        principal = await authenticated(request)
         if scope not in principal.scopes:
             raise HTTPException(
                 status_code=status.HTTP_403_FORBIDDEN,

@@ -8,11 +8,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from llm_backends.admin.auth import Scope, require
+from llm_backends.admin import credentials
+from llm_backends.admin.auth import Principal, Scope, actor_of, optional_principal, require
 from llm_backends.admin.schemas import (
     BackendCreate,
     BackendOut,
     BackendUpdate,
+    BackendWithSecret,
     DeleteResult,
     ErrorBody,
     MetricsReport,
@@ -36,6 +38,7 @@ async def db_session(request: Request) -> AsyncIterator[AsyncSession]:
 Session = Annotated[AsyncSession, Depends(db_session)]
 #: Ids are 32-bit on every database; larger numbers can't name a row.
 BackendId = Annotated[int, Path(ge=1, le=2_147_483_647)]
+Writer = Annotated[Principal, Depends(require(Scope.WRITE))]
 
 
 def _not_found(backend_id: int) -> HTTPException:
@@ -65,12 +68,14 @@ async def list_backends(session: Session, enabled_only: bool = False) -> list[LL
     "",
     response_model=BackendOut,
     status_code=status.HTTP_201_CREATED,
-    dependencies=[Depends(require(Scope.WRITE))],
     responses={**_AUTH_ERRORS, 409: {"model": ErrorBody}},
 )
-async def create_backend(body: BackendCreate, session: Session, request: Request) -> LLMBackend:
+async def create_backend(
+    body: BackendCreate, session: Session, request: Request, caller: Writer
+) -> LLMBackend:
+    fields = credentials.storable(body, request.app.state.secret_box)
     try:
-        row = await store.create_backend(session, body.model_dump())
+        row = await store.create_backend(session, fields, actor=actor_of(caller))
     except store.DuplicateModel as error:
         raise _conflict(error) from None
     _changed(request, row.model_name)
@@ -90,15 +95,24 @@ async def report_metrics(body: MetricsReport, session: Session) -> MetricsResult
 
 @router.get(
     "/model/{model_name:path}",
-    response_model=BackendOut,
-    responses=_NOT_FOUND,
+    response_model=None,
+    responses={200: {"model": BackendWithSecret}, **_NOT_FOUND},
     summary="Service-to-service lookup of the enabled config of a model (no auth)",
+    description="Public. With a token that has `llm_backends:secrets`, the answer also holds "
+    "the backend's `api_key` (a library router needs it); any other caller never sees it.",
 )
-async def get_backend_for_model(model_name: str, session: Session) -> LLMBackend:
+async def get_backend_for_model(
+    model_name: str,
+    session: Session,
+    request: Request,
+    caller: Annotated[Principal | None, Depends(optional_principal)],
+) -> BackendOut | BackendWithSecret:
     row = await store.get_enabled_backend(session, model_name)
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"Backend not found for model: {model_name}")
-    return row
+    if caller is not None and Scope.SECRETS in caller.scopes:
+        return credentials.with_secret(row, request.app.state.secret_box)
+    return BackendOut.model_validate(row)
 
 
 @router.get(
@@ -117,15 +131,14 @@ async def get_backend(backend_id: BackendId, session: Session) -> LLMBackend:
 @router.put(
     "/{backend_id}",
     response_model=BackendOut,
-    dependencies=[Depends(require(Scope.WRITE))],
     responses={**_AUTH_ERRORS, **_NOT_FOUND, 409: {"model": ErrorBody}},
 )
 async def update_backend(
-    backend_id: BackendId, body: BackendUpdate, session: Session, request: Request
+    backend_id: BackendId, body: BackendUpdate, session: Session, request: Request, caller: Writer
 ) -> LLMBackend:
-    changes = body.changes()
+    changes = credentials.storable(body, request.app.state.secret_box)
     try:
-        row = await store.update_backend(session, backend_id, changes)
+        row = await store.update_backend(session, backend_id, changes, actor=actor_of(caller))
     except store.DuplicateModel as error:
         raise _conflict(error) from None
     if row is None:
@@ -138,11 +151,12 @@ async def update_backend(
 @router.delete(
     "/{backend_id}",
     response_model=DeleteResult,
-    dependencies=[Depends(require(Scope.WRITE))],
     responses={**_AUTH_ERRORS, **_NOT_FOUND},
 )
-async def delete_backend(backend_id: BackendId, session: Session, request: Request) -> DeleteResult:
-    model_name = await store.delete_backend(session, backend_id)
+async def delete_backend(
+    backend_id: BackendId, session: Session, request: Request, caller: Writer
+) -> DeleteResult:
+    model_name = await store.delete_backend(session, backend_id, actor=actor_of(caller))
     if model_name is None:
         raise _not_found(backend_id)
     _changed(request, model_name)
@@ -152,11 +166,12 @@ async def delete_backend(backend_id: BackendId, session: Session, request: Reque
 @router.post(
     "/{backend_id}/toggle",
     response_model=ToggleResult,
-    dependencies=[Depends(require(Scope.WRITE))],
     responses={**_AUTH_ERRORS, **_NOT_FOUND},
 )
-async def toggle_backend(backend_id: BackendId, session: Session, request: Request) -> ToggleResult:
-    row = await store.toggle_backend(session, backend_id)
+async def toggle_backend(
+    backend_id: BackendId, session: Session, request: Request, caller: Writer
+) -> ToggleResult:
+    row = await store.toggle_backend(session, backend_id, actor=actor_of(caller))
     if row is None:
         raise _not_found(backend_id)
     _changed(request, row.model_name)

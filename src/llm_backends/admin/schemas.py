@@ -12,6 +12,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    SecretStr,
     field_validator,
     model_validator,
 )
@@ -93,6 +94,34 @@ Description = Annotated[
     Field(max_length=4000, json_schema_extra=_documented(NO_NUL_PATTERN)),
     AfterValidator(_check_no_nul),
 ]
+def _check_header_value(value: SecretStr) -> SecretStr:
+    # Sent in an HTTP header: no control characters (and never echoed in the error).
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value.get_secret_value()):
+        raise ValueError("must not contain control characters or line breaks")
+    return value
+
+
+ApiKey = Annotated[
+    SecretStr,
+    Field(
+        min_length=1,
+        max_length=4096,
+        description="Write-only: sent to the backend, never returned (see has_api_key).",
+    ),
+    AfterValidator(_check_header_value),
+]
+#: An HTTP header name (RFC 9110 token).
+HEADER_NAME_PATTERN = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$"
+ApiKeyHeader = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=255,
+        pattern=HEADER_NAME_PATTERN,
+        description="The header that carries api_key, e.g. X-API-Key (sent as the bare key); "
+        "null: `Authorization: Bearer <api_key>`.",
+    ),
+]
 UtcTimestamp = Annotated[
     datetime,
     PlainSerializer(lambda dt: dt.isoformat().replace("+00:00", "Z"), return_type=str),
@@ -128,6 +157,9 @@ class BackendCreate(BaseModel):
     timeout_seconds: TimeoutSeconds = 60
     priority: Priority = 100
     description: Description | None = None
+    #: Excluded from dumps: it reaches the store only encrypted (admin/credentials.py).
+    api_key: ApiKey | None = Field(default=None, exclude=True)
+    api_key_header: ApiKeyHeader | None = None
 
 
 class BackendUpdate(BaseModel):
@@ -148,6 +180,9 @@ class BackendUpdate(BaseModel):
     timeout_seconds: TimeoutSeconds | SkipJsonSchema[None] = None
     priority: Priority | SkipJsonSchema[None] = None
     description: Description | None = None
+    #: null removes the key; excluded from dumps like BackendCreate's.
+    api_key: ApiKey | None = Field(default=None, exclude=True)
+    api_key_header: ApiKeyHeader | None = None
 
     @field_validator(*NOT_NULLABLE)
     @classmethod
@@ -180,6 +215,14 @@ class BackendOut(BaseModel):
     total_errors: int
     created_at: UtcTimestamp
     updated_at: UtcTimestamp
+    has_api_key: bool = False
+    api_key_header: str | None = None
+
+
+class BackendWithSecret(BackendOut):
+    """The model lookup for a caller with `llm_backends:secrets`: the key itself."""
+
+    api_key: str | None
 
 
 class DeleteResult(BaseModel):

@@ -1,5 +1,6 @@
-"""Queries over `llm_backends`. Every write is a single statement, so it is atomic on both
-databases and uniqueness is enforced by the database, never by check-then-insert."""
+"""Queries over `llm_backends`. Every write is one transaction with its audit entry; the
+change itself is a single statement, and uniqueness is enforced by the database, never by
+check-then-insert."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from sqlalchemy import case, delete, func, insert, not_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from llm_backends.store import audit
+from llm_backends.store.audit import SYSTEM, Actor
 from llm_backends.store.models import LLMBackend, utcnow
 
 
@@ -54,25 +57,58 @@ async def get_enabled_backend(session: AsyncSession, model_name: str) -> LLMBack
     return await session.scalar(query)
 
 
-async def create_backend(session: AsyncSession, fields: Mapping[str, Any]) -> LLMBackend:
+async def create_backend(
+    session: AsyncSession, fields: Mapping[str, Any], *, actor: Actor = SYSTEM
+) -> LLMBackend:
     now = utcnow()
     statement = (
         insert(LLMBackend).values(**fields, created_at=now, updated_at=now).returning(LLMBackend)
     )
     try:
         row = await session.scalar(statement)
+        assert row is not None
+        entry = audit.record(
+            session,
+            actor,
+            "backend.create",
+            audit.backend_target(row),
+            audit.diff(None, audit.snapshot(row)),
+        )
         await session.commit()
     except IntegrityError as error:
         await session.rollback()
         raise DuplicateModel(fields["model_name"]) from error
-    assert row is not None
+    audit.log_entry(entry)
     return row
 
 
+async def _lock(session: AsyncSession, backend_id: int) -> dict[str, Any] | None:
+    """The row's audited values, read by a no-op UPDATE: that takes the row's lock (the
+    whole database's on SQLite) first, so the values are still current at commit, and
+    SQLite never has to upgrade a read transaction (which fails at once when contended)."""
+    statement = (
+        update(LLMBackend)
+        .where(LLMBackend.id == backend_id)
+        .values(updated_at=LLMBackend.updated_at)
+        .returning(LLMBackend)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
+    row = await session.scalar(statement)
+    return None if row is None else audit.snapshot(row)
+
+
 async def update_backend(
-    session: AsyncSession, backend_id: int, changes: Mapping[str, Any]
+    session: AsyncSession,
+    backend_id: int,
+    changes: Mapping[str, Any],
+    *,
+    actor: Actor = SYSTEM,
 ) -> LLMBackend | None:
     """Set only the given fields. None when no row has this id."""
+    before = await _lock(session, backend_id)
+    if before is None:
+        await session.rollback()
+        return None
     statement = (
         update(LLMBackend)
         .where(LLMBackend.id == backend_id)
@@ -82,24 +118,46 @@ async def update_backend(
     )
     try:
         row = await session.scalar(statement)
+        assert row is not None
+        entry = audit.record(
+            session,
+            actor,
+            "backend.update",
+            audit.backend_target(row),
+            audit.diff(before, audit.snapshot(row)),
+        )
         await session.commit()
     except IntegrityError as error:
         await session.rollback()
         raise DuplicateModel(str(changes.get("model_name"))) from error
+    audit.log_entry(entry)
     return row
 
 
-async def delete_backend(session: AsyncSession, backend_id: int) -> str | None:
+async def delete_backend(
+    session: AsyncSession, backend_id: int, *, actor: Actor = SYSTEM
+) -> str | None:
     """Delete one row; its model name, or None when no row has this id."""
-    statement = (
-        delete(LLMBackend).where(LLMBackend.id == backend_id).returning(LLMBackend.model_name)
+    statement = delete(LLMBackend).where(LLMBackend.id == backend_id).returning(LLMBackend)
+    row = await session.scalar(statement)
+    if row is None:
+        await session.rollback()
+        return None
+    entry = audit.record(
+        session,
+        actor,
+        "backend.delete",
+        audit.backend_target(row),
+        audit.diff(audit.snapshot(row), None),
     )
-    model_name = await session.scalar(statement)
     await session.commit()
-    return model_name
+    audit.log_entry(entry)
+    return row.model_name
 
 
-async def toggle_backend(session: AsyncSession, backend_id: int) -> LLMBackend | None:
+async def toggle_backend(
+    session: AsyncSession, backend_id: int, *, actor: Actor = SYSTEM
+) -> LLMBackend | None:
     """Flip `enabled` in the database itself, so concurrent toggles never lose one."""
     statement = (
         update(LLMBackend)
@@ -109,7 +167,18 @@ async def toggle_backend(session: AsyncSession, backend_id: int) -> LLMBackend |
         .execution_options(synchronize_session=False, populate_existing=True)
     )
     row = await session.scalar(statement)
+    if row is None:
+        await session.rollback()
+        return None
+    entry = audit.record(
+        session,
+        actor,
+        "backend.toggle",
+        audit.backend_target(row),
+        {"enabled": {"before": not row.enabled, "after": row.enabled}},
+    )
     await session.commit()
+    audit.log_entry(entry)
     return row
 
 

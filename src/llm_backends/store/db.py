@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
@@ -15,11 +16,22 @@ from sqlalchemy.ext.asyncio import (
 from llm_backends.settings import Settings, async_database_url
 
 
+def ensure_sqlite_directory(database_url: str) -> None:
+    """Create the directory of a SQLite file (the state directory, on first use)."""
+    scheme, _, rest = database_url.partition("://")
+    if not scheme.startswith("sqlite") or not rest.startswith("/"):
+        return
+    path = rest[1:].split("?", 1)[0]
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+
 def create_engine(
     database_url: str, *, timeout_seconds: float = 5.0, pool_size: int = 5
 ) -> AsyncEngine:
     """An engine that fails fast when the database is down (so the API answers 503, not a hang)."""
     url = async_database_url(database_url)
+    ensure_sqlite_directory(database_url)
     # Parameters may hold secrets or user data: never put them in logs or error messages.
     kwargs: dict[str, Any] = {"pool_pre_ping": True, "hide_parameters": True}
     if url.startswith("sqlite"):

@@ -9,6 +9,7 @@ from alembic import command
 from alembic.config import Config
 
 from llm_backends.settings import async_database_url
+from llm_backends.store.db import ensure_sqlite_directory
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -23,6 +24,7 @@ def alembic_config(database_url: str) -> Config:
 
 def upgrade(database_url: str, revision: str = "head") -> None:
     """Apply pending migrations. Blocking: call it before the loop starts, or via `to_thread`."""
+    ensure_sqlite_directory(database_url)
     command.upgrade(alembic_config(database_url), revision)
 
 

@@ -3,8 +3,20 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import Boolean, DateTime, Float, Integer, String, Text, TypeDecorator, func
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    func,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -57,6 +69,14 @@ class LLMBackend(Base):
     total_errors: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    #: The backend's credential, Fernet-encrypted (store/secrets.py); never returned as is.
+    api_key_encrypted: Mapped[str | None] = mapped_column(Text, default=None)
+    #: The header that carries it (None: `Authorization: Bearer <key>`).
+    api_key_header: Mapped[str | None] = mapped_column(String(255), default=None)
+
+    @property
+    def has_api_key(self) -> bool:
+        return self.api_key_encrypted is not None
 
 
 class ApiToken(Base):
@@ -72,4 +92,29 @@ class ApiToken(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
 
-__all__ = ["ApiToken", "Base", "LLMBackend", "UTCDateTime", "func", "utcnow"]
+class AuditEntry(Base):
+    """One write to the config or the tokens: who, when, what, and the fields before/after.
+
+    Written in the same transaction as the write itself; secrets appear only as markers.
+    """
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        Index("ix_audit_log_at", "at"),
+        Index("ix_audit_log_target", "target_type", "target_id"),
+        Index("ix_audit_log_model_name", "target_model_name"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    actor_token_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    actor_name: Mapped[str] = mapped_column(String(255))
+    action: Mapped[str] = mapped_column(String(64))
+    target_type: Mapped[str] = mapped_column(String(32))
+    target_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    target_model_name: Mapped[str | None] = mapped_column(String(255), default=None)
+    target_name: Mapped[str | None] = mapped_column(String(255), default=None)
+    changes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+__all__ = ["ApiToken", "AuditEntry", "Base", "LLMBackend", "UTCDateTime", "func", "utcnow"]
