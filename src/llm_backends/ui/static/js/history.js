@@ -24,8 +24,8 @@ function entryItem(entry) {
     changes.length ? el("table", { className: "changes" }, el("tbody", {},
       changes.map(([field, change]) => el("tr", {},
         el("td", { className: "muted" }, field),
-        el("td", { className: "before" }, show(change?.before)),
-        el("td", {}, "→"),
+        kind === "create" ? null : el("td", { className: "before" }, show(change?.before)),
+        kind === "create" ? null : el("td", {}, "→"),
         el("td", { className: "after" }, show(change?.after)))))) : null);
 }
 
