@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from llm_backends.admin.auth import Scope, require
+from llm_backends.admin.fleet import check_fleet
 from llm_backends.admin.schemas import (
     BackendCreate,
     BackendOut,
@@ -36,6 +37,10 @@ async def db_session(request: Request) -> AsyncIterator[AsyncSession]:
 Session = Annotated[AsyncSession, Depends(db_session)]
 #: Ids are 32-bit on every database; larger numbers can't name a row.
 BackendId = Annotated[int, Path(ge=1, le=2_147_483_647)]
+
+
+#: Fields a fleet check reads: a PUT changing one of them is checked against the merged config.
+_FLEET_INPUTS = frozenset({"model_name", "backend_type", "endpoint_url", "endpoints", "fallbacks"})
 
 
 def _not_found(backend_id: int) -> HTTPException:
@@ -69,8 +74,10 @@ async def list_backends(session: Session, enabled_only: bool = False) -> list[LL
     responses={**_AUTH_ERRORS, 409: {"model": ErrorBody}},
 )
 async def create_backend(body: BackendCreate, session: Session, request: Request) -> LLMBackend:
+    fields = body.model_dump()
+    await check_fleet(session, fields)
     try:
-        row = await store.create_backend(session, body.model_dump())
+        row = await store.create_backend(session, fields)
     except store.DuplicateModel as error:
         raise _conflict(error) from None
     _changed(request, row.model_name)
@@ -124,6 +131,12 @@ async def update_backend(
     backend_id: BackendId, body: BackendUpdate, session: Session, request: Request
 ) -> LLMBackend:
     changes = body.changes()
+    if changes.keys() & _FLEET_INPUTS:
+        current = await store.get_backend(session, backend_id)
+        if current is None:
+            raise _not_found(backend_id)
+        merged = {name: getattr(current, name) for name in _FLEET_INPUTS} | changes
+        await check_fleet(session, merged, old_name=current.model_name)
     try:
         row = await store.update_backend(session, backend_id, changes)
     except store.DuplicateModel as error:

@@ -93,6 +93,34 @@ Description = Annotated[
     Field(max_length=4000, json_schema_extra=_documented(NO_NUL_PATTERN)),
     AfterValidator(_check_no_nul),
 ]
+Weight = Annotated[int, Field(ge=1, le=1000, description="Relative share of requests.")]
+MaxConcurrency = Annotated[
+    int,
+    Field(ge=1, le=100_000, description="Most of this model's requests in flight at the server."),
+]
+#: The longest fallback chain (this config's list, and the chain followed through others).
+MAX_FALLBACKS = 5
+MAX_ENDPOINTS = 32
+
+
+class ServerIn(BaseModel):
+    """One more server of the same backend type serving the same model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: EndpointUrl
+    weight: Weight = 1
+    max_concurrency: MaxConcurrency | None = None
+
+
+Endpoints = Annotated[list[ServerIn], Field(max_length=MAX_ENDPOINTS)]
+Fallbacks = Annotated[
+    list[ModelName],
+    Field(
+        max_length=MAX_FALLBACKS,
+        description="Other model names tried in order when every server of this one failed.",
+    ),
+]
 UtcTimestamp = Annotated[
     datetime,
     PlainSerializer(lambda dt: dt.isoformat().replace("+00:00", "Z"), return_type=str),
@@ -108,7 +136,25 @@ NOT_NULLABLE = (
     "temperature_default",
     "timeout_seconds",
     "priority",
+    "endpoints",
+    "weight",
+    "fallbacks",
 )
+
+
+def check_servers(
+    endpoint_url: str | None, endpoints: list[ServerIn] | None, backend_type: str | None
+) -> None:
+    """Each server once; `auto` has one MLX server and falls back to the default Ollama."""
+    if not endpoints:
+        return
+    if backend_type == "auto":
+        raise ValueError("endpoints: not supported with backend_type auto")
+    seen = {endpoint_url} if endpoint_url else set()
+    for server in endpoints:
+        if server.url in seen:
+            raise ValueError(f"endpoints: {server.url} is listed twice (endpoint_url included)")
+        seen.add(server.url)
 
 
 class BackendCreate(BaseModel):
@@ -128,6 +174,15 @@ class BackendCreate(BaseModel):
     timeout_seconds: TimeoutSeconds = 60
     priority: Priority = 100
     description: Description | None = None
+    endpoints: Endpoints = Field(default_factory=list)
+    weight: Weight = 1
+    max_concurrency: MaxConcurrency | None = None
+    fallbacks: Fallbacks = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _servers(self) -> BackendCreate:
+        check_servers(self.endpoint_url, self.endpoints, self.backend_type)
+        return self
 
 
 class BackendUpdate(BaseModel):
@@ -148,6 +203,10 @@ class BackendUpdate(BaseModel):
     timeout_seconds: TimeoutSeconds | SkipJsonSchema[None] = None
     priority: Priority | SkipJsonSchema[None] = None
     description: Description | None = None
+    endpoints: Endpoints | SkipJsonSchema[None] = None
+    weight: Weight | SkipJsonSchema[None] = None
+    max_concurrency: MaxConcurrency | None = None
+    fallbacks: Fallbacks | SkipJsonSchema[None] = None
 
     @field_validator(*NOT_NULLABLE)
     @classmethod
@@ -158,6 +217,12 @@ class BackendUpdate(BaseModel):
 
     def changes(self) -> dict[str, Any]:
         return self.model_dump(include=self.model_fields_set)
+
+
+class ServerOut(BaseModel):
+    url: str
+    weight: int = 1
+    max_concurrency: int | None = None
 
 
 class BackendOut(BaseModel):
@@ -174,12 +239,26 @@ class BackendOut(BaseModel):
     timeout_seconds: int
     priority: int
     description: str | None
+    endpoints: list[ServerOut]
+    weight: int
+    max_concurrency: int | None
+    fallbacks: list[str]
     avg_tokens_per_sec: float | None
     avg_latency_ms: float | None
     total_requests: int
     total_errors: int
     created_at: UtcTimestamp
     updated_at: UtcTimestamp
+
+    @field_validator("endpoints", "fallbacks", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: object) -> object:
+        return [] if value is None else value
+
+    @field_validator("weight", mode="before")
+    @classmethod
+    def _weight_default(cls, value: object) -> object:
+        return 1 if value is None else value
 
 
 class DeleteResult(BaseModel):

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from llm_backends.admin.errors import DATABASE_ERRORS
 from llm_backends.router.config_source import ConfigSourceUnavailable
 from llm_backends.router.stats import ModelStats
-from llm_backends.router.types import BackendConfig
+from llm_backends.router.types import BackendConfig, ServerSpec
 from llm_backends.store import backends as store
 from llm_backends.store.models import LLMBackend
 
@@ -32,6 +32,10 @@ def to_config(row: LLMBackend) -> BackendConfig:
         temperature_default=row.temperature_default,
         timeout_seconds=float(row.timeout_seconds),
         id=row.id,
+        endpoints=tuple(ServerSpec.from_mapping(e) for e in row.endpoints or ()),
+        weight=row.weight or 1,
+        max_concurrency=row.max_concurrency,
+        fallbacks=tuple(row.fallbacks or ()),
     )
 
 
