@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from llm_backends.admin import health
 from llm_backends.admin import routes as admin_routes
+from llm_backends.admin import status as admin_status
 from llm_backends.admin.auth import Authenticator
 from llm_backends.admin.errors import install_error_handlers, validation_error_schema
 from llm_backends.gateway import components as gateway_components
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastPathAPI:
     )
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(admin_status.router)  # before admin_routes: /status is not an {id}
     app.include_router(admin_routes.router)
     install_gateway(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

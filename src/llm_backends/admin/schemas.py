@@ -18,6 +18,7 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 
 from llm_backends.router.backends import backend_types
+from llm_backends.router.fleet import MAX_FALLBACKS
 
 #: Model names: no leading/trailing white space, no control characters.
 MODEL_NAME_PATTERN = r"^[^\x00-\x20\x7f](?:[^\x00-\x1f\x7f]*[^\x00-\x20\x7f])?$"
@@ -98,8 +99,6 @@ MaxConcurrency = Annotated[
     int,
     Field(ge=1, le=100_000, description="Most of this model's requests in flight at the server."),
 ]
-#: The longest fallback chain (this config's list, and the chain followed through others).
-MAX_FALLBACKS = 5
 MAX_ENDPOINTS = 32
 
 
