@@ -19,6 +19,7 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 
 from llm_backends.router.backends import backend_types
+from llm_backends.router.fleet import MAX_FALLBACKS
 
 #: Model names: no leading/trailing white space, no control characters.
 MODEL_NAME_PATTERN = r"^[^\x00-\x20\x7f](?:[^\x00-\x1f\x7f]*[^\x00-\x20\x7f])?$"
@@ -94,6 +95,8 @@ Description = Annotated[
     Field(max_length=4000, json_schema_extra=_documented(NO_NUL_PATTERN)),
     AfterValidator(_check_no_nul),
 ]
+
+
 def _check_header_value(value: SecretStr) -> SecretStr:
     # Sent in an HTTP header: no control characters (and never echoed in the error).
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value.get_secret_value()):
@@ -122,6 +125,32 @@ ApiKeyHeader = Annotated[
         "null: `Authorization: Bearer <api_key>`.",
     ),
 ]
+Weight = Annotated[int, Field(ge=1, le=1000, description="Relative share of requests.")]
+MaxConcurrency = Annotated[
+    int,
+    Field(ge=1, le=100_000, description="Most of this model's requests in flight at the server."),
+]
+MAX_ENDPOINTS = 32
+
+
+class ServerIn(BaseModel):
+    """One more server of the same backend type serving the same model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: EndpointUrl
+    weight: Weight = 1
+    max_concurrency: MaxConcurrency | None = None
+
+
+Endpoints = Annotated[list[ServerIn], Field(max_length=MAX_ENDPOINTS)]
+Fallbacks = Annotated[
+    list[ModelName],
+    Field(
+        max_length=MAX_FALLBACKS,
+        description="Other model names tried in order when every server of this one failed.",
+    ),
+]
 UtcTimestamp = Annotated[
     datetime,
     PlainSerializer(lambda dt: dt.isoformat().replace("+00:00", "Z"), return_type=str),
@@ -137,7 +166,25 @@ NOT_NULLABLE = (
     "temperature_default",
     "timeout_seconds",
     "priority",
+    "endpoints",
+    "weight",
+    "fallbacks",
 )
+
+
+def check_servers(
+    endpoint_url: str | None, endpoints: list[ServerIn] | None, backend_type: str | None
+) -> None:
+    """Each server once; `auto` has one MLX server and falls back to the default Ollama."""
+    if not endpoints:
+        return
+    if backend_type == "auto":
+        raise ValueError("endpoints: not supported with backend_type auto")
+    seen = {endpoint_url} if endpoint_url else set()
+    for server in endpoints:
+        if server.url in seen:
+            raise ValueError(f"endpoints: {server.url} is listed twice (endpoint_url included)")
+        seen.add(server.url)
 
 
 class BackendCreate(BaseModel):
@@ -160,6 +207,15 @@ class BackendCreate(BaseModel):
     #: Excluded from dumps: it reaches the store only encrypted (admin/credentials.py).
     api_key: ApiKey | None = Field(default=None, exclude=True)
     api_key_header: ApiKeyHeader | None = None
+    endpoints: Endpoints = Field(default_factory=list)
+    weight: Weight = 1
+    max_concurrency: MaxConcurrency | None = None
+    fallbacks: Fallbacks = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _servers(self) -> BackendCreate:
+        check_servers(self.endpoint_url, self.endpoints, self.backend_type)
+        return self
 
 
 class BackendUpdate(BaseModel):
@@ -183,6 +239,10 @@ class BackendUpdate(BaseModel):
     #: null removes the key; excluded from dumps like BackendCreate's.
     api_key: ApiKey | None = Field(default=None, exclude=True)
     api_key_header: ApiKeyHeader | None = None
+    endpoints: Endpoints | SkipJsonSchema[None] = None
+    weight: Weight | SkipJsonSchema[None] = None
+    max_concurrency: MaxConcurrency | None = None
+    fallbacks: Fallbacks | SkipJsonSchema[None] = None
 
     @field_validator(*NOT_NULLABLE)
     @classmethod
@@ -193,6 +253,12 @@ class BackendUpdate(BaseModel):
 
     def changes(self) -> dict[str, Any]:
         return self.model_dump(include=self.model_fields_set)
+
+
+class ServerOut(BaseModel):
+    url: str
+    weight: int = 1
+    max_concurrency: int | None = None
 
 
 class BackendOut(BaseModel):
@@ -209,6 +275,10 @@ class BackendOut(BaseModel):
     timeout_seconds: int
     priority: int
     description: str | None
+    endpoints: list[ServerOut]
+    weight: int
+    max_concurrency: int | None
+    fallbacks: list[str]
     avg_tokens_per_sec: float | None
     avg_latency_ms: float | None
     total_requests: int
@@ -217,6 +287,16 @@ class BackendOut(BaseModel):
     updated_at: UtcTimestamp
     has_api_key: bool = False
     api_key_header: str | None = None
+
+    @field_validator("endpoints", "fallbacks", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: object) -> object:
+        return [] if value is None else value
+
+    @field_validator("weight", mode="before")
+    @classmethod
+    def _weight_default(cls, value: object) -> object:
+        return 1 if value is None else value
 
 
 class BackendWithSecret(BackendOut):

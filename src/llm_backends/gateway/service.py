@@ -8,8 +8,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from llm_backends.admin.auth import Authenticator
 from llm_backends.gateway.auth import GatewayAuth
+from llm_backends.gateway.fleet_metrics import FleetCollector
 from llm_backends.gateway.metrics import GatewayMetrics
-from llm_backends.gateway.sources import StoreConfigSource, StoreStatsSink
+from llm_backends.gateway.sources import StoreConfigSource, StoreStatsSink, start_probes
 from llm_backends.router.core import LLMRouter
 from llm_backends.settings import Settings
 from llm_backends.store.events import ConfigChanges
@@ -40,9 +41,12 @@ def start_gateway(
         stats_sink=StoreStatsSink(sessions),
     )
     changes.subscribe(router.invalidate)
+    start_probes(router, sessions)
+    metrics = GatewayMetrics(router.breaker_states)
+    metrics.registry.register(FleetCollector(router.fleet))
     return Gateway(
         router=router,
-        metrics=GatewayMetrics(router.breaker_states),
+        metrics=metrics,
         auth=GatewayAuth(authenticator, required=settings.gateway_require_auth),
         sessions=sessions,
     )

@@ -14,6 +14,25 @@ class ChatMessage(TypedDict):
 
 
 @dataclass(frozen=True, slots=True)
+class ServerSpec:
+    """One inference server of a model's fleet (see router/fleet.py)."""
+
+    url: str
+    weight: int = 1
+    #: Most of this model's requests in flight at this server at once; None: no limit.
+    max_concurrency: int | None = None
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any]) -> ServerSpec:
+        limit = data.get("max_concurrency")
+        return cls(
+            url=str(data["url"]).rstrip("/"),
+            weight=int(data.get("weight") or 1),
+            max_concurrency=None if limit is None else int(limit),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class BackendConfig:
     """One row of `llm_backends` as the router needs it (validated once, when fetched)."""
 
@@ -26,6 +45,18 @@ class BackendConfig:
     temperature_default: float = 0.7
     timeout_seconds: float = 60.0
     id: int | None = None
+    #: Fleet (issue #11): servers beyond endpoint_url, whose own weight/limit are the next two.
+    endpoints: tuple[ServerSpec, ...] = ()
+    weight: int = 1
+    max_concurrency: int | None = None
+    #: Other model names tried in order when every server failed with a health failure.
+    fallbacks: tuple[str, ...] = ()
+
+    @property
+    def servers(self) -> tuple[ServerSpec, ...]:
+        """endpoint_url first (with the top-level weight and limit), then `endpoints`."""
+        first = ServerSpec(self.endpoint_url.rstrip("/"), self.weight, self.max_concurrency)
+        return (first, *self.endpoints)
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any]) -> BackendConfig:
@@ -42,6 +73,12 @@ class BackendConfig:
             ),
             timeout_seconds=float(data.get("timeout_seconds") or 60),
             id=data.get("id"),
+            endpoints=tuple(ServerSpec.from_mapping(e) for e in data.get("endpoints") or ()),
+            weight=int(data.get("weight") or 1),
+            max_concurrency=(
+                None if data.get("max_concurrency") is None else int(data["max_concurrency"])
+            ),
+            fallbacks=tuple(str(name) for name in data.get("fallbacks") or ()),
         )
 
 
