@@ -34,6 +34,7 @@ def cli(server: OperatorServer) -> Cli:
 def tiny(cli: Cli, fake_backend: FakeServer[OpenAIBehaviour]):  # type: ignore[no-untyped-def]
     """A config `tiny` on the fake backend, removed afterwards."""
     fake_backend.reset()
+    fake_backend.state.behaviour.models = ["tiny"]  # what its /v1/models lists
     added = cli("backends", "add", "tiny", "--type", "openai", "--url", fake_backend.url, "--json")
     assert added.exit_code == 0, added.output
     row = json.loads(added.stdout)
@@ -195,7 +196,6 @@ def test_ps_in_both_output_modes(cli: Cli, tiny: dict, server: OperatorServer) -
 def test_check_passes_on_a_live_server_and_fails_on_a_dead_one(
     cli: Cli, tiny: dict, fake_backend: FakeServer[OpenAIBehaviour]
 ) -> None:
-    fake_backend.state.behaviour.models = ["tiny"]
     live = cli("check")
     assert live.exit_code == 0, live.output
     assert "ok" in live.stdout
@@ -237,9 +237,28 @@ def test_check_passes_on_a_live_server_and_fails_on_a_dead_one(
 def test_check_fails_when_the_server_lacks_the_model(
     cli: Cli, tiny: dict, fake_backend: FakeServer[OpenAIBehaviour]
 ) -> None:
-    fake_backend.state.behaviour.models = ["something-else"]
-    result = json.loads(cli("check", "--json").stdout)
-    assert result[0]["has_model"] is False and result[0]["ok"] is False
+    added = json.loads(
+        cli(
+            "backends",
+            "add",
+            "absent",
+            "--type",
+            "openai",
+            "--url",
+            fake_backend.url,
+            "--backend-model",
+            "not-served-there",
+            "--json",
+        ).stdout
+    )
+    try:
+        result = cli("check", "--json")
+        assert result.exit_code == 1
+        by_model = {r["model"]: r for r in json.loads(result.stdout)}
+        assert by_model["absent"]["has_model"] is False and by_model["absent"]["ok"] is False
+        assert by_model["tiny"]["ok"] is True
+    finally:
+        cli("backends", "delete", str(added["id"]), "--yes")
 
 
 def test_audit_in_both_output_modes(cli: Cli, tiny: dict, server: OperatorServer) -> None:

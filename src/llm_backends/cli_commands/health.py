@@ -107,6 +107,8 @@ def _from_status(
         if entry.get("model_name") != config["model_name"]:
             continue
         servers = entry.get("servers") or []
+        if not any(s.get("since") for s in servers):
+            return None, None, None  # not probed yet: ask the server directly
         healthy = [s for s in servers if s.get("healthy")]
         if not healthy:
             errors = "; ".join(s.get("last_error") or "unhealthy" for s in servers)
