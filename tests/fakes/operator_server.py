@@ -65,6 +65,7 @@ def operator_server(tmp_path: Path, ollama_url: str) -> Iterator[OperatorServer]
         "OLLAMA_URL": ollama_url,
         # Stats reach the table (and `backends list`) within a second.
         "METRICS_REPORT_INTERVAL": "0.5",
+        "HEALTH_CHECK_INTERVAL": "0.5",
     }
     read_token = create_token(env, "llm_backends:read", "viewer")
     env_with_bootstrap = {**env, "ADMIN_API_TOKEN": write_token}

@@ -14,6 +14,9 @@ from tests.fakes.server import free_port
 from tests.ui.conftest import shoot
 
 
+SECRET = "sk-typed-into-the-page"
+
+
 def sign_in(page: Page, server: OperatorServer, token: str) -> None:
     page.goto(server.url + "/")
     expect(page).to_have_url(re.compile(r"/ui/$"))
@@ -61,6 +64,7 @@ def test_a_writer_creates_edits_toggles_tries_and_deletes_a_config(
     shoot(page, "02-validation-error")
     form.locator("[name=endpoint_url]").fill(fake_backend.url)
     form.locator("[name=max_tokens]").fill("256")
+    form.locator("[name=api_key]").fill(SECRET)
     page.click("#config-save")
     expect(page.locator("#config-dialog")).not_to_be_visible()
     expect(row(page, "tiny-chat")).to_have_count(1)
@@ -70,6 +74,8 @@ def test_a_writer_creates_edits_toggles_tries_and_deletes_a_config(
     # Edit: the form comes filled in; the change shows in the table.
     row(page, "tiny-chat").locator("[data-action=edit]").click()
     expect(form.locator("[name=endpoint_url]")).to_have_value(fake_backend.url)
+    expect(form.locator("[name=api_key]")).to_have_value("")  # write-only: never sent back
+    expect(page.locator("#api-key-hint")).to_contain_text("set; leave empty to keep it")
     form.locator("[name=description]").fill("The fake vLLM on loopback")
     page.click("#config-save")
     expect(row(page, "tiny-chat").locator(".description")).to_have_text("The fake vLLM on loopback")
@@ -101,6 +107,8 @@ def test_a_writer_creates_edits_toggles_tries_and_deletes_a_config(
     sent = [r for r in fake_backend.state.requests if r.path == "/v1/chat/completions"]
     assert sent[-1].body["stream"] is True
     assert sent[-1].body["messages"] == [{"role": "user", "content": "Say hello"}]
+    assert sent[-1].headers["authorization"] == f"Bearer {SECRET}"  # the key reached the backend
+    assert SECRET not in page.content()
 
     # The last hour's chart counts the request (this process's own history).
     page.reload()
@@ -293,6 +301,9 @@ def test_an_overview_of_several_configs_with_traffic(
         expect(row(page, "qwen2.5-coder").locator(".chart-label").first).to_have_text("5 req")
         expect(row(page, "mistral-mlx").locator(".chart-label").nth(1)).to_have_text("2 err")
         expect(row(page, "phi3:mini")).to_have_class("disabled")
+        # Live health from the status endpoint's probes: the switched-off server turns red.
+        expect(row(page, "mistral-mlx").locator(".dot.down")).to_have_count(1, timeout=15_000)
+        expect(row(page, "qwen2.5-coder").locator(".dot.up")).to_have_count(1, timeout=15_000)
         # The stats the gateway reports to the store reach the table's columns.
         expect(row(page, "qwen2.5-coder").locator("td.num").first).to_have_text("5", timeout=15_000)
         expect(row(page, "llama3.1:8b").locator("td.num").first).to_have_text("3", timeout=15_000)

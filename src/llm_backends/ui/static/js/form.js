@@ -5,13 +5,14 @@ import { $ } from "./dom.js";
 
 const NUMBERS = new Set(["max_tokens", "temperature_default", "timeout_seconds", "priority"]);
 const NULLABLE = new Set(["backend_model", "description"]);
-// Several servers, fallbacks and a concurrency cap: sent when filled in, or when the server's
-// configs have them (an older server without them is not sent what it would refuse).
-const FLEET = new Set(["endpoints", "fallbacks", "max_concurrency"]);
+// Several servers, fallbacks, a concurrency cap, the key's header: sent when filled in, or when
+// the server's configs have them (an older server without them is not sent what it refuses).
+const OPTIONAL = new Set(["endpoints", "fallbacks", "max_concurrency", "api_key_header"]);
 const DEFAULTS = {
   model_name: "", backend_type: "ollama", endpoint_url: "", backend_model: "", api_key: "",
   max_tokens: 2048, temperature_default: 0.7, timeout_seconds: 60, priority: 100,
   description: "", enabled: true, endpoints: [], fallbacks: [], max_concurrency: null,
+  api_key_header: null,
 };
 
 function shown(name, value) {
@@ -27,6 +28,7 @@ function parsed(name, raw, previous) {
       .map((url) => ({ ...(weights.get(url) || {}), url }));
   }
   if (name === "fallbacks") return raw.split(",").map((item) => item.trim()).filter(Boolean);
+  if (name === "api_key_header") return raw.trim() || null;
   return raw.trim() === "" ? null : Number(raw);  // max_concurrency
 }
 
@@ -65,7 +67,7 @@ export class ConfigForm {
       if (element.type === "checkbox") { body[name] = element.checked; continue; }
       const raw = element.value;
       if (name === "api_key") { if (raw) body[name] = raw; continue; }
-      if (FLEET.has(name)) {
+      if (OPTIONAL.has(name)) {
         const known = this.editing && name in this.editing;
         if (raw.trim() || known) body[name] = parsed(name, raw, this.editing && this.editing[name]);
         continue;

@@ -4,8 +4,10 @@ import { el, fmtMs, fmtNumber, fmtTime, replaceChildren } from "./dom.js";
 import { sparkline } from "./charts.js";
 
 function serverLine(server) {
-  const state = server.healthy === true ? "up" : server.healthy === false ? "down" : "";
-  const words = server.healthy === true ? "healthy" : server.healthy === false ? "unhealthy" : "health unknown";
+  // A server the status endpoint has not probed yet has no `since`: its health is unknown.
+  const known = server.healthy === false || (server.healthy === true && Boolean(server.since));
+  const state = !known ? "" : server.healthy ? "up" : "down";
+  const words = !known ? "health unknown" : server.healthy ? "healthy" : "unhealthy";
   const details = [words];
   if (server.since) details.push(`since ${fmtTime(server.since)}`);
   if (server.last_error) details.push(server.last_error);

@@ -73,7 +73,9 @@ export class TryPanel {
         body: JSON.stringify(body),
         signal: this.controller.signal,
       });
-      $("try-backend").textContent = response.headers.get("x-llm-backend") || "—";
+      const fallbackFrom = response.headers.get("x-llm-fallback-from");
+      $("try-backend").textContent = (response.headers.get("x-llm-backend") || "—")
+        + (fallbackFrom ? ` (after ${fallbackFrom} failed)` : "");
       if (!response.ok) {
         const text = await response.text();
         let message = text;
