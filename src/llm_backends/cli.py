@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -12,7 +11,9 @@ from typing import Annotated, TypeVar
 import typer
 import uvicorn
 
+from llm_backends import state
 from llm_backends.admin.auth import Scope
+from llm_backends.banner import banner
 from llm_backends.cli_commands import register as register_http_commands
 from llm_backends.logs import configure_logging
 from llm_backends.settings import Settings
@@ -57,6 +58,7 @@ def serve(
     if migrate:
         migrations.upgrade(settings.database_url)
     asgi_app = create_app(settings)
+    typer.echo(banner(settings, host or settings.host, port or settings.port), err=True)
     # What start-up made (FastAPI, pydantic and SQLAlchemy structures: ~100k objects) lives
     # as long as the process; out of the collector's sight, a full collection no longer
     # scans it (measured at 32 concurrent requests: p99 ~55 ms -> ~8 ms, CPU -13%).
@@ -145,6 +147,11 @@ def token_revoke(
     typer.echo(f"Revoked token {token_id}.")
 
 
+#: The token `make run` creates: everything an operator on this machine needs (a library
+#: router reading the token file gets backends' api_keys and reports stats with it).
+LOCAL_ADMIN_SCOPES = [Scope.READ.value, Scope.WRITE.value, Scope.TOKENS.value, Scope.SECRETS.value]
+
+
 @token_app.command("ensure")
 def token_ensure() -> None:
     """Make sure a local admin token exists (used by `make run`): creates one the first time,
@@ -157,16 +164,13 @@ def token_ensure() -> None:
         async with sessions() as session:
             if await tokens.count_active_tokens(session):
                 return None
-            return await tokens.create_token(
-                session, "local-admin", [Scope.READ.value, Scope.WRITE.value]
-            )
+            return await tokens.create_token(session, "local-admin", LOCAL_ADMIN_SCOPES)
 
     created = _with_sessions(settings, work)
     if created is not None:
         _, plain = created
-        path.write_text(plain + "\n")
-        os.chmod(path, 0o600)
-        typer.echo(f"Created a read/write admin token in {path}.")
+        state.write_token_file(path, plain)
+        typer.echo(f"Created a local admin token in {path.resolve()}.")
     if path.exists():
         typer.echo(f"Use it with:  export TOKEN=$(cat {path.resolve()})")
     elif settings.admin_api_token is not None:

@@ -18,6 +18,7 @@ from tests.fakes.served import serve_process
 BOOTSTRAP = "bootstrap-secret-0123456789abcdef"
 HELLO = [{"role": "user", "content": "hi"}]
 UNKNOWN = "llmb_unknown0123456789abcdefghijklmnopqrstuvw"
+BACKEND_KEY = "sk-backend-key-0123456789abcdef"
 
 
 @pytest.fixture
@@ -93,7 +94,29 @@ def test_no_token_is_ever_printed_or_returned(
             for path in ("/api/llm-backends", "/v1/models", "/api/tags"):
                 response = client.get(path, headers={"Authorization": f"Bearer {token}"})
                 assert token not in response.text and token not in str(response.headers)
+    # A backend's api_key: stored, used by the gateway, audited, never shown.
+    with httpx.Client(base_url=url, timeout=30) as client:
+        boot = {"Authorization": f"Bearer {BOOTSTRAP}"}
+        keyed = {**body, "model_name": "keyed", "api_key": BACKEND_KEY}
+        made = client.post("/api/llm-backends", json=keyed, headers=boot)
+        assert made.status_code == 201 and BACKEND_KEY not in made.text
+        for method, path, payload, headers in (
+            ("POST", "/api/llm-backends", {**keyed, "max_tokens": -1}, boot),
+            ("POST", "/api/llm-backends", keyed, boot),  # 409
+            ("GET", "/api/llm-backends", None, boot),
+            ("PUT", f"/api/llm-backends/{made.json()['id']}", {"api_key": BACKEND_KEY + "2"}, boot),
+            ("GET", "/api/audit", None, boot),
+            ("GET", "/api/llm-backends/model/keyed", None, {}),
+            ("POST", "/api/generate", {"model": "keyed", "prompt": "hi", "stream": False}, {
+                "Authorization": f"Bearer {created_tokens['llm:generate']}"}),
+        ):  # fmt: skip
+            response = client.request(method, path, json=payload, headers=headers)
+            assert response.status_code < 500, (path, response.text)
+            assert BACKEND_KEY not in response.text, path
+    assert fake_ollama.requests[-1].headers["authorization"] == f"Bearer {BACKEND_KEY}2"
+    secrets.append(BACKEND_KEY)
     everything_printed = "".join(printed)
+    assert "config_changed" in everything_printed
     for token in secrets:
         assert token not in everything_printed, "a token reached the server's output"
     assert "routing_llm_request" in everything_printed or "Uvicorn running" in everything_printed

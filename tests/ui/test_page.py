@@ -13,7 +13,6 @@ from tests.fakes.operator_server import OperatorServer
 from tests.fakes.server import free_port
 from tests.ui.conftest import shoot
 
-
 SECRET = "sk-typed-into-the-page"
 
 

@@ -13,6 +13,7 @@ from llm_backends.gateway.metrics import GatewayMetrics
 from llm_backends.gateway.sources import StoreConfigSource, StoreStatsSink, start_probes
 from llm_backends.router.core import LLMRouter
 from llm_backends.settings import Settings
+from llm_backends.store.crypto import SecretBox
 from llm_backends.store.events import ConfigChanges
 
 
@@ -37,7 +38,11 @@ def start_gateway(
     """One router over the store; an Admin API write drops its cached config at once."""
     router = LLMRouter(
         settings=settings,
-        config_source=StoreConfigSource(sessions, timeout=settings.llm_router_fetch_timeout),
+        config_source=StoreConfigSource(
+            sessions,
+            timeout=settings.llm_router_fetch_timeout,
+            secret_box=SecretBox(settings.secret_key, settings.secret_key_file),
+        ),
         stats_sink=StoreStatsSink(sessions),
     )
     changes.subscribe(router.invalidate)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from llm_backends.admin.errors import DATABASE_ERRORS
@@ -18,12 +19,27 @@ from llm_backends.router.config_source import ConfigSourceUnavailable
 from llm_backends.router.core import LLMRouter
 from llm_backends.router.stats import ModelStats
 from llm_backends.router.status import server_targets
-from llm_backends.router.types import BackendConfig, ServerSpec
+from llm_backends.router.types import BackendConfig, ServerSpec, credential_headers
 from llm_backends.store import backends as store
+from llm_backends.store.crypto import SecretBox, SecretUnreadable
 from llm_backends.store.models import LLMBackend
 
+log = structlog.get_logger("llm_backends.gateway")
 
-def to_config(row: LLMBackend) -> BackendConfig:
+
+def _auth_headers(row: LLMBackend, box: SecretBox | None) -> tuple[tuple[str, str], ...]:
+    if row.api_key_encrypted is None or box is None:
+        return ()
+    try:
+        key = box.decrypt(row.api_key_encrypted)
+    except SecretUnreadable as error:
+        # Served without the key: the backend's own 401 then says what is wrong.
+        log.error("api_key_unreadable", model=row.model_name, error=str(error))
+        return ()
+    return credential_headers(key, row.api_key_header)
+
+
+def to_config(row: LLMBackend, box: SecretBox | None = None) -> BackendConfig:
     return BackendConfig(
         model_name=row.model_name,
         backend_type=row.backend_type,
@@ -38,15 +54,23 @@ def to_config(row: LLMBackend) -> BackendConfig:
         weight=row.weight or 1,
         max_concurrency=row.max_concurrency,
         fallbacks=tuple(row.fallbacks or ()),
+        auth_headers=_auth_headers(row, box),
     )
 
 
 class StoreConfigSource:
     """A ConfigSource over the store; a lookup takes at most `timeout` seconds."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, timeout: float) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        timeout: float,
+        secret_box: SecretBox | None = None,
+    ) -> None:
         self._sessions = sessions
         self._timeout = timeout
+        self._box = secret_box
 
     async def get(self, model_name: str) -> BackendConfig | None:
         try:
@@ -56,7 +80,7 @@ class StoreConfigSource:
             raise ConfigSourceUnavailable(
                 f"config store unavailable: {type(error).__name__}: {error}"
             ) from error
-        return None if row is None else to_config(row)
+        return None if row is None else to_config(row, self._box)
 
 
 class StoreStatsSink:

@@ -40,8 +40,11 @@ class HttpConfigSource:
         session: Callable[[], aiohttp.ClientSession],
         *,
         timeout: float,
+        token: str | None = None,
     ) -> None:
         self._base = admin_url.rstrip("/") + "/api/llm-backends/model/"
+        # The lookup is public; a token with llm_backends:secrets also gets the api_key.
+        self._headers = {"Authorization": f"Bearer {token}"} if token else None
         # The router's pooled session, looked up per call: it is bound to the running loop.
         self._session = session
         self._timeout = aiohttp.ClientTimeout(total=timeout)
@@ -54,7 +57,9 @@ class HttpConfigSource:
         # encoded=True: yarl would otherwise turn the %3A of "phi3:mini" back into ":".
         request_url = URL(url, encoded=True)
         try:
-            async with self._session().get(request_url, timeout=self._timeout) as response:
+            async with self._session().get(
+                request_url, timeout=self._timeout, headers=self._headers
+            ) as response:
                 if response.status == 404:
                     return None
                 if response.status != 200:

@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 import aiohttp
 import structlog
 
+from llm_backends import state
 from llm_backends.logs import configure_logging_unless_configured
 from llm_backends.router.backends import backend_classes
 from llm_backends.router.breaker import BreakerBoard, BreakerState, CircuitBreaker, CircuitOpen
@@ -102,8 +103,11 @@ class LLMRouter:
         self._max_connections = max_connections
         self._scope: LoopScope | None = None
 
+        # Library mode: ADMIN_API_TOKEN, else the local token file; sent with config
+        # lookups (a token with llm_backends:secrets also gets backends' api_key) and stats.
+        token = admin_token if admin_token is not None else state.admin_token(settings)
         source = config_source or HttpConfigSource(
-            self.admin_url, self._session, timeout=settings.llm_router_fetch_timeout
+            self.admin_url, self._session, timeout=settings.llm_router_fetch_timeout, token=token
         )
         self._cache = RouteCache(
             source,
@@ -133,7 +137,7 @@ class LLMRouter:
         )
         self._fleet_flow = FleetFlow(self.fleet, self._cache.get)
         if isinstance(stats_sink, _Default):
-            stats_sink = self._library_sink(admin_token)
+            stats_sink = self._library_sink(token)
         self._stats = (
             StatsReporter(stats_sink, interval=settings.metrics_report_interval)
             if stats_sink is not None
@@ -652,14 +656,12 @@ class LLMRouter:
             timeout_seconds=settings.default_timeout_seconds,
         )
 
-    def _library_sink(self, admin_token: str | None) -> StatsSink | None:
-        token = admin_token
-        if token is None and self.settings.admin_api_token is not None:
-            token = self.settings.admin_api_token.get_secret_value()
+    def _library_sink(self, token: str | None) -> StatsSink | None:
         if not token:
             log.info(
                 "llm_stats_reporting_disabled",
-                reason="ADMIN_API_TOKEN is not set",
+                reason="ADMIN_API_TOKEN is not set and there is no token file",
+                token_file=str(self.settings.token_file),
                 admin_url=self.admin_url,
             )
             return None

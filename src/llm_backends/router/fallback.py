@@ -77,8 +77,13 @@ def plan_route(config: BackendConfig, ollama_url: str, *, is_default: bool = Fal
         return Route(config, (Attempt(config.backend_type, config),), is_default)
     mlx = replace(config, backend_type=MLX)
     # Ollama knows the model by its own name; backend_model is the MLX server's name for it.
+    # The config's credential is the MLX server's: never sent to the default Ollama.
     ollama = replace(
-        config, backend_type=OLLAMA, endpoint_url=ollama_url.rstrip("/"), backend_model=None
+        config,
+        backend_type=OLLAMA,
+        endpoint_url=ollama_url.rstrip("/"),
+        backend_model=None,
+        auth_headers=(),
     )
     return Route(config, (Attempt(MLX, mlx), Attempt(OLLAMA, ollama)), is_default)
 

@@ -57,6 +57,9 @@ class BackendConfig:
         """endpoint_url first (with the top-level weight and limit), then `endpoints`."""
         first = ServerSpec(self.endpoint_url.rstrip("/"), self.weight, self.max_concurrency)
         return (first, *self.endpoints)
+    #: The backend's credential as ready-made request headers (from the config's api_key);
+    #: kept out of repr so it can never reach a log line or an error message.
+    auth_headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any]) -> BackendConfig:
@@ -79,7 +82,20 @@ class BackendConfig:
                 None if data.get("max_concurrency") is None else int(data["max_concurrency"])
             ),
             fallbacks=tuple(str(name) for name in data.get("fallbacks") or ()),
+            auth_headers=credential_headers(data.get("api_key"), data.get("api_key_header")),
         )
+
+
+def credential_headers(
+    api_key: str | None, header: str | None = None
+) -> tuple[tuple[str, str], ...]:
+    """How a key is sent: `Authorization: Bearer <key>` (OpenAI-style servers, and the
+    default for an auth proxy), or the bare key in the header a config names (`X-API-Key`)."""
+    if not api_key:
+        return ()
+    if header is None or header.lower() == "authorization":
+        return (("Authorization", f"Bearer {api_key}"),)
+    return ((header, api_key),)
 
 
 @dataclass(frozen=True, slots=True)

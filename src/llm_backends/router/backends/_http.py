@@ -28,6 +28,14 @@ from llm_backends.router.types import BackendConfig, FinishReason
 #: Headers of every JSON POST (pairs in a tuple: aiohttp takes it, nobody can mutate it).
 JSON_HEADERS: tuple[tuple[str, str], ...] = (("Content-Type", "application/json"),)
 
+
+
+def request_headers(config: BackendConfig) -> tuple[tuple[str, str], ...]:
+    """The headers of a POST to the config's backend: JSON, plus its credential if it has
+    one (no allocation for a backend without a key)."""
+    return JSON_HEADERS + config.auth_headers if config.auth_headers else JSON_HEADERS
+
+
 #: What a transport can raise while we talk to a backend; `transport_error` maps them.
 TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (aiohttp.ClientError, TimeoutError)
 
@@ -223,7 +231,7 @@ async def post_json(
     timeout = complete_timeout(connect_timeout, config.timeout_seconds)
     try:
         async with session.post(
-            url, data=orjson.dumps(payload), headers=JSON_HEADERS, timeout=timeout
+            url, data=orjson.dumps(payload), headers=request_headers(config), timeout=timeout
         ) as response:
             if response.status != 200:
                 raise await answer_error(response, config, kind)
@@ -260,7 +268,7 @@ async def stream_lines(
     timeout = stream_timeout(connect_timeout, config.timeout_seconds)
     try:
         async with session.post(
-            url, data=orjson.dumps(payload), headers=JSON_HEADERS, timeout=timeout
+            url, data=orjson.dumps(payload), headers=request_headers(config), timeout=timeout
         ) as response:
             if response.status != 200:
                 raise await answer_error(response, config, kind)
