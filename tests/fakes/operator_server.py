@@ -61,6 +61,7 @@ def operator_server(tmp_path: Path, ollama_url: str) -> Iterator[OperatorServer]
     write_token = "llmb_bootstrap_" + secrets.token_hex(16)
     env = {
         "DATABASE_URL": f"sqlite:///{tmp_path / 'operator.db'}",
+        "LLM_BACKENDS_HOME": str(tmp_path / "home"),
         "TOKEN_FILE": str(tmp_path / "no-token-file"),
         "OLLAMA_URL": ollama_url,
         # Stats reach the table (and `backends list`) within a second.

@@ -1,20 +1,21 @@
 """The Admin API and gateway over HTTP, for the CLI: the same calls work on a remote server.
 
-Where: `ADMIN_API_URL`. Who: `ADMIN_API_TOKEN`, else the token file `llm-backends token
-ensure` wrote (TOKEN_FILE). Failures become `ClientError` with a message for a human.
+Where: `ADMIN_API_URL`. Who: `ADMIN_API_TOKEN`, else the state directory's token file (the
+one `llm-backends token ensure` wrote; TOKEN_FILE to choose another). Failures become
+`ClientError` with a message for a human.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 
 from llm_backends.settings import Settings
+from llm_backends.state import admin_token
 
 #: Seconds to connect and between bytes of an answer (a generation may think for a while).
 CONNECT_TIMEOUT = 5.0
@@ -28,16 +29,6 @@ class ClientError(Exception):
         super().__init__(message)
         self.status = status
         self.body = body
-
-
-def token_from(settings: Settings) -> str | None:
-    if settings.admin_api_token is not None and settings.admin_api_token.get_secret_value():
-        return settings.admin_api_token.get_secret_value()
-    path = Path(settings.token_file)
-    try:
-        return path.read_text().strip() or None
-    except OSError:
-        return None
 
 
 def _detail(response: httpx.Response) -> tuple[str, Any]:
@@ -86,7 +77,7 @@ class AdminClient:
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> AdminClient:
         settings = settings or Settings()
-        return cls(settings.admin_api_url, token_from(settings))
+        return cls(settings.admin_api_url, admin_token(settings))
 
     def close(self) -> None:
         self._http.close()
