@@ -24,7 +24,7 @@ from llm_backends.settings import Settings
 from llm_backends.store.crypto import SecretBox
 from llm_backends.store.db import engine_from_settings, session_factory
 from llm_backends.store.events import ConfigChanges
-from llm_backends.ui import ConfiguredModels, Timeseries, install_ui
+from llm_backends.ui import install_ui
 
 
 def create_app(settings: Settings | None = None) -> FastPathAPI:
@@ -44,16 +44,9 @@ def create_app(settings: Settings | None = None) -> FastPathAPI:
         app.state.gateway = start_gateway(
             settings, app.state.sessions, app.state.authenticator, app.state.config_changes
         )
-        # The admin page's charts: per-minute counts of the configured models.
-        app.state.timeseries = Timeseries()
-        app.state.gateway.metrics.observer = app.state.timeseries.record
-        configured = ConfiguredModels(app.state.timeseries, app.state.sessions)
-        app.state.config_changes.subscribe(configured.changed)
-        configured.changed()
         try:
             yield
         finally:
-            await configured.close()
             await app.state.gateway.close()
             await engine.dispose()
 

@@ -11,6 +11,7 @@ from llm_backends.gateway.auth import GatewayAuth
 from llm_backends.gateway.fleet_metrics import FleetCollector
 from llm_backends.gateway.metrics import GatewayMetrics
 from llm_backends.gateway.sources import StoreConfigSource, StoreStatsSink, start_probes
+from llm_backends.gateway.timeseries import Timeseries, TrackingConfigSource
 from llm_backends.router.core import LLMRouter
 from llm_backends.settings import Settings
 from llm_backends.store.crypto import SecretBox
@@ -23,6 +24,8 @@ class Gateway:
     metrics: GatewayMetrics
     auth: GatewayAuth
     sessions: async_sessionmaker[AsyncSession]
+    #: The admin page's last hour per configured model (each process its own).
+    timeseries: Timeseries
 
     async def close(self) -> None:
         """Report pending stats to the store and close the backend connections."""
@@ -36,22 +39,26 @@ def start_gateway(
     changes: ConfigChanges,
 ) -> Gateway:
     """One router over the store; an Admin API write drops its cached config at once."""
+    timeseries = Timeseries()
+    source = StoreConfigSource(
+        sessions,
+        timeout=settings.llm_router_fetch_timeout,
+        secret_box=SecretBox(settings.secret_key, settings.secret_key_file),
+    )
     router = LLMRouter(
         settings=settings,
-        config_source=StoreConfigSource(
-            sessions,
-            timeout=settings.llm_router_fetch_timeout,
-            secret_box=SecretBox(settings.secret_key, settings.secret_key_file),
-        ),
+        config_source=TrackingConfigSource(source, timeseries),
         stats_sink=StoreStatsSink(sessions),
     )
     changes.subscribe(router.invalidate)
     start_probes(router, sessions)
     metrics = GatewayMetrics(router.breaker_states)
     metrics.registry.register(FleetCollector(router.fleet))
+    metrics.observer = timeseries.record
     return Gateway(
         router=router,
         metrics=metrics,
         auth=GatewayAuth(authenticator, required=settings.gateway_require_auth),
         sessions=sessions,
+        timeseries=timeseries,
     )

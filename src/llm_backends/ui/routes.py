@@ -61,7 +61,7 @@ async def timeseries(
     request: Request, model: str | None = Query(default=None, max_length=255)
 ) -> dict[str, Any]:
     """This process's own counts (each replica keeps its own)."""
-    return request.app.state.timeseries.snapshot(model)
+    return request.app.state.gateway.timeseries.snapshot(model)
 
 
 def install_ui(app: FastAPI) -> None:

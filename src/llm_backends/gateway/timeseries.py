@@ -1,28 +1,24 @@
 """The last hour of gateway traffic per configured model, per minute, in memory.
 
-The admin page draws its small charts from this. Memory is fixed: one 60-slot ring per
-*configured* model (the set is refreshed from the store on start and after every config
-change), so model names invented by clients are never recorded. Each process keeps its own
-rings: behind several replicas, the page shows the replica that answered it.
+The admin page draws its small charts from this. Memory is bounded: one 60-slot ring per
+model the store has an enabled config for, learnt from the gateway's own config lookups (no
+query of its own), so model names invented by clients are never recorded. Each process keeps
+its own rings: behind several replicas, the page shows the replica that answered it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import structlog
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from llm_backends.store.models import LLMBackend
-
-log = structlog.get_logger("llm_backends.ui")
+from llm_backends.router.config_source import ConfigSource
+from llm_backends.router.types import BackendConfig
 
 MINUTES = 60
+#: A safety cap on rings (configs are made by admins, so far fewer in practice): ~4 KiB each.
+MAX_MODELS = 10_000
 #: Statuses that are the client's doing, not the backend's: not counted as errors.
 _NOT_ERRORS = frozenset({"499"})
 
@@ -76,10 +72,11 @@ class Timeseries:
         self._clock = clock
         self._rings: dict[str, Ring] = {}
 
-    def track(self, model_names: Iterable[str]) -> None:
-        """Keep rings for exactly these models (existing history kept, removed ones dropped)."""
-        wanted = set(model_names)
-        self._rings = {name: self._rings.get(name) or Ring() for name in wanted}
+    def configured(self, model: str) -> None:
+        """`model` has a config: record its traffic from now on (kept while the process runs,
+        so a config toggled off and on keeps its hour)."""
+        if model not in self._rings and len(self._rings) < MAX_MODELS:
+            self._rings[model] = Ring()
 
     def tracked(self) -> frozenset[str]:
         return frozenset(self._rings)
@@ -100,39 +97,18 @@ class Timeseries:
         }
 
 
-class ConfiguredModels:
-    """Refreshes a Timeseries' model set from the store; one refresh at a time, re-run when a
-    change arrives during one (a storm of writes costs at most two queries)."""
+class TrackingConfigSource:
+    """The gateway's config source, telling a Timeseries which models have a config."""
 
-    def __init__(self, timeseries: Timeseries, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, inner: ConfigSource, timeseries: Timeseries) -> None:
+        self._inner = inner
         self._timeseries = timeseries
-        self._sessions = sessions
-        self._task: asyncio.Task[None] | None = None
-        self._again = False
 
-    def changed(self, _model_name: str | None = None) -> None:
-        """A config-change listener (called on the event loop)."""
-        if self._task is not None and not self._task.done():
-            self._again = True
-            return
-        self._task = asyncio.get_running_loop().create_task(self._refresh())
+    async def get(self, model_name: str) -> BackendConfig | None:
+        config = await self._inner.get(model_name)
+        if config is not None:
+            self._timeseries.configured(model_name)
+        return config
 
-    async def refresh(self) -> None:
-        async with self._sessions() as session:
-            names = (await session.scalars(select(LLMBackend.model_name))).all()
-        self._timeseries.track(names)
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-
-    async def _refresh(self) -> None:
-        while True:
-            self._again = False
-            try:
-                await self.refresh()
-            except Exception as error:  # the store may be down: keep the old set
-                log.warning("timeseries_refresh_failed", error=type(error).__name__)
-            if not self._again:
-                return
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)

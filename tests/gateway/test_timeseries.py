@@ -6,7 +6,7 @@ import sys
 
 import httpx
 
-from llm_backends.ui.timeseries import MINUTES, Timeseries
+from llm_backends.gateway.timeseries import MINUTES, Timeseries
 from tests.conftest import LiveServer
 from tests.fakes.common import FakeServer
 from tests.fakes.fake_openai import OpenAIBehaviour
@@ -23,7 +23,7 @@ class Clock:
 def test_counts_per_minute_with_errors_and_mean_latency() -> None:
     clock = Clock()
     series = Timeseries(clock)
-    series.track(["a"])
+    series.configured("a")
     series.record("a", "200", 0.1)
     series.record("a", "200", 0.3)
     series.record("a", "502", 0.2)
@@ -41,7 +41,7 @@ def test_counts_per_minute_with_errors_and_mean_latency() -> None:
 def test_minutes_older_than_an_hour_are_forgotten() -> None:
     clock = Clock()
     series = Timeseries(clock)
-    series.track(["a"])
+    series.configured("a")
     series.record("a", "200", 0.1)
     clock.now += 60 * MINUTES  # the same slot, an hour later
     series.record("a", "200", 0.1)
@@ -52,17 +52,16 @@ def test_minutes_older_than_an_hour_are_forgotten() -> None:
 
 def test_only_configured_models_are_recorded_so_memory_is_fixed() -> None:
     series = Timeseries(Clock())
-    series.track(["known"])
+    series.configured("known")
     before = sys.getsizeof(series._rings)
     for i in range(10_000):
         series.record(f"client-invented-{i}", "200", 0.01)
     assert series.tracked() == {"known"}
     assert sys.getsizeof(series._rings) == before
     series.record("known", "200", 0.01)
-    series.track(["known", "new"])  # history of a kept model survives a refresh
+    series.configured("known")  # looked up again: its history stays
     assert sum(series.snapshot("known")["models"]["known"]["requests"]) == 1
-    series.track(["new"])
-    assert series.snapshot("known")["models"] == {}
+    assert series.snapshot("unknown")["models"] == {}
 
 
 async def test_the_endpoint_serves_the_gateway_traffic_of_configured_models(
@@ -80,12 +79,9 @@ async def test_the_endpoint_serves_the_gateway_traffic_of_configured_models(
             },
         )
         assert created.status_code == 201
-        # The model set refreshes after the write's change event: wait for it, not for a time.
-        for _ in range(200):
-            snap = (await client.get("/api/llm-backends/timeseries", headers=auth)).json()
-            if "charted" in snap["models"]:
-                break
-        assert "charted" in snap["models"]
+        # No traffic yet: the gateway has not looked the model up, nothing is kept for it.
+        snap = (await client.get("/api/llm-backends/timeseries", headers=auth)).json()
+        assert snap["models"] == {}
         body = {"model": "charted", "messages": [{"role": "user", "content": "hi"}]}
         assert (await client.post("/v1/chat/completions", json=body)).status_code == 200
         body["stream"] = True
