@@ -27,7 +27,6 @@ from tests.fakes.common import (
     json_line,
     paced_whole,
     padded,
-    pause,
     scripted_stream,
 )
 
@@ -67,7 +66,7 @@ def create_app(state: FakeState[OllamaBehaviour]) -> Starlette:
     async def _answer(request: Request, *, chat: bool) -> Response:
         recorded = await state.record(request)
         behaviour = state.behaviour_for_next()
-        if await pause(request, behaviour.delay):
+        if await state.answering(request, behaviour):
             state.note_abort()
         body = recorded.body
         if not isinstance(body, dict):

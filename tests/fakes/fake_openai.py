@@ -32,7 +32,6 @@ from tests.fakes.common import (
     huge_error,
     paced_whole,
     padded,
-    pause,
     scripted_stream,
     sse_event,
 )
@@ -78,7 +77,7 @@ def create_app(state: FakeState[OpenAIBehaviour]) -> Starlette:
     async def _answer(request: Request, *, chat: bool) -> Response:
         recorded = await state.record(request)
         behaviour = state.behaviour_for_next()
-        if await pause(request, behaviour.delay):
+        if await state.answering(request, behaviour):
             state.note_abort()
         style = behaviour.error_style
         body = recorded.body
