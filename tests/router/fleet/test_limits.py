@@ -16,7 +16,7 @@ async def wait_queued(router, url: str, count: int) -> None:  # type: ignore[no-
     """Yield to the loop until `count` requests wait for `url` (no timers involved)."""
     slot = router.fleet.slots()[(MODEL, url)]
     async with asyncio.timeout(10):
-        while len(slot.waiters) != count:
+        while len(slot.waiters) != count:  # noqa: ASYNC110 (sleep(0) yields; no timed wait)
             await asyncio.sleep(0)
 
 
