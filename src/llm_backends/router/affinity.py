@@ -19,6 +19,8 @@ import hashlib
 import math
 from collections.abc import Sequence
 
+import orjson
+
 from llm_backends.router.types import CompletionRequest
 
 #: How far above its weighted fair share of the in-flight requests a server may go for
@@ -32,6 +34,20 @@ _MASK = (1 << 64) - 1
 def stable_hash(text: str) -> int:
     """The same 64-bit value in every process (Python's hash() is salted per process)."""
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+
+
+def explicit_key(request: CompletionRequest) -> str | None:
+    """`session=` (library) / `x-session-id` (gateway), else the OpenAI body's `user` field."""
+    if request.session:
+        return request.session
+    carried = request.passthrough
+    if carried is None or carried.protocol != "openai" or b'"user"' not in carried.body:
+        return None
+    try:
+        user = orjson.loads(carried.body).get("user")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    return user if isinstance(user, str) and user else None
 
 
 def conversation_key(request: CompletionRequest, explicit: str | None = None) -> int:

@@ -276,4 +276,4 @@ class FleetBoard:
     def key_of(self, fleet: Fleet, request: CompletionRequest) -> int | None:
         if not fleet.affinity:
             return None
-        return affinity.conversation_key(request, getattr(request, "affinity_key", None))
+        return affinity.conversation_key(request, affinity.explicit_key(request))
