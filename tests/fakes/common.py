@@ -152,6 +152,8 @@ class FakeState(Generic[B]):
         self.active = 0
         self.max_active = 0
         self.activity = threading.Condition()
+        #: Model-list calls (GET /api/tags, /v1/models): health probes, not in `requests`.
+        self.listings = 0
 
     async def answering(self, request: Request, behaviour: Behaviour) -> bool:
         """Count the request as in flight while it is held and delayed; True if the client
