@@ -99,7 +99,10 @@ class LLMRouter:
         self.admin_url = (admin_url or settings.admin_api_url).rstrip("/")
         ollama_urls = tuple(u.strip().rstrip("/") for u in (ollama_url or "").split(",") if u)
         ollama_urls = ollama_urls or settings.ollama_urls
-        self.ollama_url = ollama_urls[0]  # `auto` falls back to the first default server
+        #: The default Ollama servers (OLLAMA_URL, comma-separated); `auto` falls back to the
+        #: first, models without a config are discovered on any of them (router/fleet.py).
+        self.ollama_urls = ollama_urls
+        self.ollama_url = ollama_urls[0]
         self._connect_timeout = settings.llm_router_connect_timeout
         self._max_connections = max_connections
         self._scope: LoopScope | None = None

@@ -8,7 +8,7 @@ import pytest
 
 from llm_backends import BackendUnavailable, ModelNotFound
 from llm_backends.router.types import ServerSpec
-from tests.router.fleet.conftest import Trio
+from tests.fakes.fleet import Trio
 from tests.router.support import DictSource
 
 MODEL = "llama3:8b"

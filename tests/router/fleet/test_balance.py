@@ -11,7 +11,7 @@ from structlog.testing import capture_logs
 
 from llm_backends import BackendTimeout
 from llm_backends.router.types import ServerSpec
-from tests.router.fleet.conftest import Trio
+from tests.fakes.fleet import Trio
 from tests.router.support import DictSource
 
 MODEL = "llama3:8b"

@@ -7,7 +7,7 @@ import asyncio
 from llm_backends.router.errors import ServerBusy
 from llm_backends.router.types import ServerSpec
 from tests.fakes.common import Gate
-from tests.router.fleet.conftest import Trio
+from tests.fakes.fleet import Trio
 
 MODEL = "llama3:8b"
 
