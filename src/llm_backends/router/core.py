@@ -475,7 +475,7 @@ class LLMRouter:
                 log.debug("llm_stream_abandoned", model=model, backend=attempt.kind)
                 if self._stats is not None:
                     latency_ms = (time.perf_counter() - started) * 1000.0
-                    self._stats.record(model, latency_ms, None, False)
+                    self._stats.record(model, latency_ms, None, False, attempt.endpoint)
         handle.final = final
         self._finish(
             model,
@@ -669,7 +669,7 @@ class LLMRouter:
             max_tokens_capped=capped,
         )
         if self._stats is not None:
-            self._stats.record(model, latency_ms, tokens_per_sec, False)
+            self._stats.record(model, latency_ms, tokens_per_sec, False, attempt.endpoint)
         return tokens_per_sec
 
     def _failed(
@@ -692,7 +692,7 @@ class LLMRouter:
             error_type=type(error).__name__,
         )
         if self._stats is not None:
-            self._stats.record(model, latency_ms, None, True)
+            self._stats.record(model, latency_ms, None, True, error.endpoint)
         return error
 
     # -- wiring -------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from structlog.testing import capture_logs
 from llm_backends import BackendTimeout
 from llm_backends.router.types import ServerSpec
 from tests.fakes.fleet import Trio
-from tests.router.support import DictSource
+from tests.router.support import DictSource, RecordingSink
 
 MODEL = "llama3:8b"
 
@@ -44,13 +44,18 @@ async def clients(router, count: int, per_client: int, on_done=None) -> list:  #
 
 
 async def test_equal_servers_share_load_within_ten_percent(make_router, source, trio: Trio):  # type: ignore[no-untyped-def]
-    for fake in trio.fakes:  # equal servers: the same service time (20 ms per answer)
-        fake.configure(delay=0.02)
+    for fake in trio.fakes:  # equal servers: the same service time (50 ms per answer)
+        fake.configure(delay=0.05)
     fleet_config(source, trio.urls)
-    router = make_router({"conversation_affinity": False}, config_source=source)
+    router = make_router(
+        {"conversation_affinity": False}, config_source=source, stats_sink=RecordingSink()
+    )
     results = await clients(router, 32, 10)
     counts = trio.counts()
     assert sum(counts) == 320
+    # The stats rows name the servers too: one row per server, with its own count.
+    rows = {row.endpoint: row.requests for row in router.pending_stats()}
+    assert rows == dict(zip(trio.urls, counts, strict=True))
     assert all(abs(count - 320 / 3) <= 0.1 * 320 / 3 for count in counts), counts
     # Each result names the server that answered it.
     assert Counter(r["endpoint"] for r in results) == dict(zip(trio.urls, counts, strict=True))
@@ -127,7 +132,9 @@ async def test_a_hung_server_never_holds_a_request_past_the_deadline(
 async def test_an_always_500_server_stops_getting_traffic(make_router, source, trio: Trio):  # type: ignore[no-untyped-def]
     trio.fakes[0].fail(500, "CUDA error: out of memory")
     fleet_config(source, trio.urls)
-    router = make_router({"conversation_affinity": False}, config_source=source)
+    router = make_router(
+        {"conversation_affinity": False}, config_source=source, stats_sink=RecordingSink()
+    )
     with capture_logs() as logs:
         results = [await router.generate(model=MODEL, prompt=f"q{i}") for i in range(60)]
     assert all(r["endpoint"] != trio.urls[0] for r in results)
@@ -137,6 +144,9 @@ async def test_an_always_500_server_stops_getting_traffic(make_router, source, t
     # The log line of a retried request names the server that answered, not the one that failed.
     lines = [e for e in logs if e["event"] == "routing_llm_request"]
     assert len(lines) == 60 and all(e["endpoint"] != trio.urls[0] for e in lines)
+    rows = router.pending_stats()
+    assert {row.endpoint for row in rows} == set(trio.urls[1:])
+    assert sum(row.requests for row in rows) == 60 and not any(row.errors for row in rows)
 
 
 async def test_a_dead_server_is_skipped_by_probes_and_used_again_when_back(  # type: ignore[no-untyped-def]
