@@ -27,13 +27,13 @@ class ModelStats:
     """Counts for one model name and the server that answered, since the last report."""
 
     model_name: str
-    #: The server that answered (or failed last); a fleet model has one row per server.
-    endpoint: str | None = None
     requests: int = 0
     errors: int = 0
     latency_ms_sum: float = 0.0
     tokens_per_sec_sum: float = 0.0
     tokens_per_sec_samples: int = 0
+    #: The server that answered (or failed last); a fleet model has one row per server.
+    endpoint: str | None = None
 
     def merge(self, other: ModelStats) -> None:
         self.requests += other.requests
@@ -116,7 +116,7 @@ class StatsReporter:
             rows = self._pending[model] = {}
         stats = rows.get(endpoint)
         if stats is None:
-            stats = rows[endpoint] = ModelStats(model, endpoint)
+            stats = rows[endpoint] = ModelStats(model, endpoint=endpoint)
         stats.requests += 1
         stats.latency_ms_sum += latency_ms
         if error:
