@@ -3,8 +3,8 @@
 - failover: three equal servers, 32 clients through the library router; one server is
   killed mid-run. Reported: failed client requests, and how long throughput (100 ms bins)
   takes to get back to 90 % of its median before the kill.
-- affinity: three servers whose answers are fast (2 ms) for a conversation whose leading
-  message they have seen and slow (20 ms) otherwise, as a prefix cache makes them; the same
+- affinity: three servers whose answers are fast (5 ms) for a conversation whose leading
+  message they have seen and slow (50 ms) otherwise, as a prefix cache makes them; the same
   multi-turn conversations run with conversation affinity on, then off.
 
 Run alone: `python -m bench.fleet_bench [--quick]` (prints JSON).
@@ -31,7 +31,7 @@ from llm_backends.settings import Settings
 
 MODEL = "bench-fleet"
 BIN_S = 0.1
-FAST_S, SLOW_S = 0.002, 0.020
+FAST_S, SLOW_S = 0.005, 0.050
 
 
 class StaticSource(ConfigSource):
