@@ -32,10 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from bench import procs, report, targets
+from bench import fleet_bench, procs, report, targets
 from bench.targets import Gateway, Http, Mocks, Target
 
-SCENARIOS = ("startup", "chat", "stream", "auto", "admin", "library", "ollama")
+SCENARIOS = ("startup", "chat", "stream", "auto", "admin", "library", "ollama", "fleet")
 
 #: Which API a load run speaks: OpenAI's `POST /v1/chat/completions` or Ollama's `/api/chat`.
 Api = Literal["openai", "ollama"]
@@ -581,6 +581,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         # Without the server, the router runs against a static in-process config source.
         guarded("library", lambda: scenario_library(plan, setup.llmb, mocks))
+        guarded("fleet", lambda: fleet_bench.scenario_fleet(plan.quick))  # bench/fleet_bench.py
         if errors:
             results["errors"] = errors
     finally:

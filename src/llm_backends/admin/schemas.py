@@ -321,6 +321,9 @@ class ModelStatsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model_name: ModelName
+    endpoint: str | None = Field(
+        default=None, max_length=2048, description="The server that answered (fleet)."
+    )
     requests: int = Field(ge=0, le=1_000_000_000)
     errors: int = Field(ge=0, le=1_000_000_000)
     latency_ms_sum: float = Field(ge=0, le=1e15)

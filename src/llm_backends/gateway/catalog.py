@@ -19,6 +19,7 @@ from llm_backends.admin.errors import DATABASE_ERRORS
 from llm_backends.gateway.errors import GatewayError, Protocol
 from llm_backends.gateway.flow import error_response, gateway_of, json_response, read_body
 from llm_backends.gateway.schemas import OllamaShowRequest, parse
+from llm_backends.router.core import LLMRouter
 from llm_backends.router.types import BackendConfig
 from llm_backends.store import backends as store
 from llm_backends.store.models import LLMBackend
@@ -74,6 +75,14 @@ def ollama_show(config: BackendConfig) -> dict[str, Any]:
         },
         "capabilities": ["completion"],
     }
+
+
+def default_server_models(router: LLMRouter) -> list[tuple[str, str]]:
+    """(server url, model name) of every model the default Ollama servers (OLLAMA_URL, a
+    comma-separated list) served at their last health probe, in OLLAMA_URL order: what
+    /api/tags and /v1/models add to the configured models."""
+    servers = router.fleet.monitor.servers
+    return [(url, model) for url in router.ollama_urls for model in servers[url].models]
 
 
 def ollama_version() -> dict[str, str]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -43,6 +43,8 @@ log = structlog.get_logger("llm_backends.gateway")
 JSON = "application/json"
 #: nginx's "client closed request": what the metrics say about an abandoned request.
 CLIENT_CLOSED = 499
+#: Says the request asked for more tokens than the config's max_tokens, and was sent with it.
+CAPPED_HEADER = "x-llm-max-tokens-capped"
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +117,9 @@ async def handle(request: Request, endpoint: Endpoint) -> Response:
     except ClientDisconnect:
         gateway.metrics.request(protocol, "", "", str(CLIENT_CLOSED), None)
         return Response(status_code=CLIENT_CLOSED)
+    for name, value in request.scope["headers"]:  # fleet affinity (router/affinity.py)
+        if name == b"x-session-id" and value:
+            call = replace(call, request=replace(call.request, session=value.decode("latin-1")))
     if call.load_only and endpoint.loaded is not None:
         gateway.metrics.request(protocol, call.model, "", "200", None)
         return json_response(endpoint.loaded(call))
@@ -148,7 +153,9 @@ async def _complete(
             return _failed(gateway, protocol, call, from_router_error(error), started, waited)
         waited = time.perf_counter() - calling
     body = orjson.dumps(endpoint.render(call, result, time.perf_counter() - started))
-    headers = {"x-llm-backend": result.backend}
+    headers = {"x-llm-backend": result.backend, "x-llm-endpoint": result.endpoint}
+    if result.max_tokens_capped is not None:
+        headers[CAPPED_HEADER] = str(result.max_tokens_capped)
     if result.fallback_from:
         headers["x-llm-fallback-from"] = result.fallback_from
         gateway.metrics.fallback(call.model, result.fallback_from, result.backend)
@@ -180,7 +187,9 @@ async def _stream(
             await routed.aclose()
     waited = time.perf_counter() - calling
     backend = routed.backend or ""
-    headers = {"x-llm-backend": backend, **STREAM_HEADERS}
+    headers = {"x-llm-backend": backend, "x-llm-endpoint": routed.endpoint or "", **STREAM_HEADERS}
+    if routed.max_tokens_capped is not None:
+        headers[CAPPED_HEADER] = str(routed.max_tokens_capped)
     if routed.fallback_from:
         headers["x-llm-fallback-from"] = routed.fallback_from
         gateway.metrics.fallback(call.model, routed.fallback_from, backend)
@@ -214,30 +223,8 @@ def _failed(
 
 
 async def route(router: LLMRouter, call: RouterCall) -> Result:
-    if call.messages is not None:
-        return await router.chat_result(
-            call.model, call.messages, call.temperature, call.max_tokens, stop=call.stop
-        )
-    return await router.generate_result(
-        call.model,
-        call.prompt or "",
-        call.temperature,
-        call.max_tokens,
-        system=call.system,
-        stop=call.stop,
-    )
+    return await router.complete(call.model, call.request)
 
 
 def open_stream(router: LLMRouter, call: RouterCall) -> RoutedStream:
-    if call.messages is not None:
-        return router.stream_chat_chunks(
-            call.model, call.messages, call.temperature, call.max_tokens, stop=call.stop
-        )
-    return router.stream_chunks(
-        call.model,
-        call.prompt or "",
-        call.temperature,
-        call.max_tokens,
-        system=call.system,
-        stop=call.stop,
-    )
+    return router.stream_request(call.model, call.request)

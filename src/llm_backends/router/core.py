@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from contextlib import aclosing
 from typing import Any, NoReturn
 
@@ -22,9 +22,10 @@ import structlog
 
 from llm_backends import state
 from llm_backends.logs import configure_logging_unless_configured
-from llm_backends.router.backends import backend_classes
+from llm_backends.router.backends import backend_capabilities, backend_classes
 from llm_backends.router.breaker import BreakerBoard, BreakerState, CircuitBreaker, CircuitOpen
 from llm_backends.router.cache import RouteCache
+from llm_backends.router.capabilities import capable_attempts
 from llm_backends.router.config_source import ConfigSource, HttpConfigSource, default_config
 from llm_backends.router.errors import (
     InvalidBackendResponse,
@@ -43,11 +44,11 @@ from llm_backends.router.fleet import FleetBoard
 from llm_backends.router.fleet_flow import FleetFlow, HeldStream, Outcome
 from llm_backends.router.health import HealthMonitor
 from llm_backends.router.pool import LoopScope
+from llm_backends.router.requests import Stop, build_request
 from llm_backends.router.stats import HttpStatsSink, ModelStats, StatsReporter, StatsSink
 from llm_backends.router.streaming import RoutedStream
 from llm_backends.router.types import (
     BackendConfig,
-    ChatMessage,
     Chunk,
     Completion,
     CompletionRequest,
@@ -57,7 +58,8 @@ from llm_backends.settings import Settings
 
 log = structlog.get_logger("llm_backends.router")
 
-Stop = str | Sequence[str] | None
+#: Messages as a caller gives them: OpenAI's shape or Ollama's (see router.messages).
+Messages = Sequence[Mapping[str, Any]]
 
 
 class _Default:
@@ -98,7 +100,10 @@ class LLMRouter:
         self.admin_url = (admin_url or settings.admin_api_url).rstrip("/")
         ollama_urls = tuple(u.strip().rstrip("/") for u in (ollama_url or "").split(",") if u)
         ollama_urls = ollama_urls or settings.ollama_urls
-        self.ollama_url = ollama_urls[0]  # `auto` falls back to the first default server
+        #: The default Ollama servers (OLLAMA_URL, comma-separated); `auto` falls back to the
+        #: first, models without a config are discovered on any of them (router/fleet.py).
+        self.ollama_urls = ollama_urls
+        self.ollama_url = ollama_urls[0]
         self._connect_timeout = settings.llm_router_connect_timeout
         self._max_connections = max_connections
         self._scope: LoopScope | None = None
@@ -145,6 +150,11 @@ class LLMRouter:
         )
 
     # -- public API ---------------------------------------------------------------------
+    #
+    # Every method takes the same optional features as keyword arguments (`tools=`,
+    # `tool_choice=`, `response_format=` or Ollama's `format=`, `images=`, `think=` or
+    # `reasoning_effort=`, `top_p=`, `seed=`, ..., `options=` (Ollama's), `keep_alive=`,
+    # `suffix=`, `n=`, `logprobs=`, `top_logprobs=`): see `router.requests.build_request`.
 
     async def generate(
         self,
@@ -155,28 +165,31 @@ class LLMRouter:
         *,
         system: str | None = None,
         stop: Stop = None,
+        **features: Any,
     ) -> dict[str, Any]:
         """Complete `prompt`; the dict has response, backend, model, done, prompt_tokens,
-        completion_tokens, latency_ms, fallback_from, endpoint, finish_reason, tokens_per_sec.
+        completion_tokens, latency_ms, fallback_from, endpoint, finish_reason, tokens_per_sec,
+        tool_calls (OpenAI's shape), reasoning, max_tokens_capped (and choices when n > 1).
         """
         result = await self.generate_result(
-            model, prompt, temperature, max_tokens, system=system, stop=stop
+            model, prompt, temperature, max_tokens, system=system, stop=stop, **features
         )
         return result.as_dict()
 
     async def chat(
         self,
         model: str,
-        messages: Sequence[ChatMessage],
+        messages: Messages,
         temperature: float | None = None,
         max_tokens: int | None = None,
         *,
         system: str | None = None,
         stop: Stop = None,
+        **features: Any,
     ) -> dict[str, Any]:
-        """Answer a chat; same dict as `generate`."""
+        """Answer a chat (messages in OpenAI's or Ollama's shape); same dict as `generate`."""
         result = await self.chat_result(
-            model, messages, temperature, max_tokens, system=system, stop=stop
+            model, messages, temperature, max_tokens, system=system, stop=stop, **features
         )
         return result.as_dict()
 
@@ -189,25 +202,44 @@ class LLMRouter:
         *,
         system: str | None = None,
         stop: Stop = None,
+        **features: Any,
     ) -> Result:
         """`generate` as a typed Result (what a gateway uses)."""
-        route = self._cache.fresh(model) or await self._cache.get(model)
-        request = _request(route.config, prompt, None, temperature, max_tokens, system, stop)
-        return await self._complete(model, route, request)
+        request = build_request(
+            prompt=prompt,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            system=system,
+            stop=stop,
+            **features,
+        )
+        return await self.complete(model, request)
 
     async def chat_result(
         self,
         model: str,
-        messages: Sequence[ChatMessage],
+        messages: Messages,
         temperature: float | None = None,
         max_tokens: int | None = None,
         *,
         system: str | None = None,
         stop: Stop = None,
+        **features: Any,
     ) -> Result:
         """`chat` as a typed Result."""
+        request = build_request(
+            messages=messages,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            system=system,
+            stop=stop,
+            **features,
+        )
+        return await self.complete(model, request)
+
+    async def complete(self, model: str, request: CompletionRequest) -> Result:
+        """Answer one typed request (see `router.requests.build_request` to make one)."""
         route = self._cache.fresh(model) or await self._cache.get(model)
-        request = _request(route.config, None, messages, temperature, max_tokens, system, stop)
         return await self._complete(model, route, request)
 
     async def stream(
@@ -219,10 +251,11 @@ class LLMRouter:
         *,
         system: str | None = None,
         stop: Stop = None,
+        **features: Any,
     ) -> AsyncIterator[str]:
         """Text chunks of a completion as they arrive."""
         chunks = self.stream_chunks(
-            model, prompt, temperature, max_tokens, system=system, stop=stop
+            model, prompt, temperature, max_tokens, system=system, stop=stop, **features
         )
         async with aclosing(chunks):
             async for chunk in chunks:
@@ -232,16 +265,17 @@ class LLMRouter:
     async def stream_chat(
         self,
         model: str,
-        messages: Sequence[ChatMessage],
+        messages: Messages,
         temperature: float | None = None,
         max_tokens: int | None = None,
         *,
         system: str | None = None,
         stop: Stop = None,
+        **features: Any,
     ) -> AsyncIterator[str]:
         """Text chunks of a chat answer as they arrive."""
         chunks = self.stream_chat_chunks(
-            model, messages, temperature, max_tokens, system=system, stop=stop
+            model, messages, temperature, max_tokens, system=system, stop=stop, **features
         )
         async with aclosing(chunks):
             async for chunk in chunks:
@@ -257,28 +291,46 @@ class LLMRouter:
         *,
         system: str | None = None,
         stop: Stop = None,
+        **features: Any,
     ) -> RoutedStream:
-        """`Chunk`s (the last one has done=True and usage); see RoutedStream for `.backend`."""
-        handle = RoutedStream(model)
-        return handle.attach(
-            self._stream(handle, prompt, None, temperature, max_tokens, system, stop)
+        """`Chunk`s (the last one has done=True and usage); see RoutedStream for `.backend`.
+        Chunks also carry `reasoning` and `tool_calls` (ToolCallDelta) pieces."""
+        request = build_request(
+            prompt=prompt,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            system=system,
+            stop=stop,
+            **features,
         )
+        return self.stream_request(model, request)
 
     def stream_chat_chunks(
         self,
         model: str,
-        messages: Sequence[ChatMessage],
+        messages: Messages,
         temperature: float | None = None,
         max_tokens: int | None = None,
         *,
         system: str | None = None,
         stop: Stop = None,
+        **features: Any,
     ) -> RoutedStream:
         """`stream_chunks` for chat messages."""
-        handle = RoutedStream(model)
-        return handle.attach(
-            self._stream(handle, None, messages, temperature, max_tokens, system, stop)
+        request = build_request(
+            messages=messages,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            system=system,
+            stop=stop,
+            **features,
         )
+        return self.stream_request(model, request)
+
+    def stream_request(self, model: str, request: CompletionRequest) -> RoutedStream:
+        """Stream one typed request."""
+        handle = RoutedStream(model)
+        return handle.attach(self._stream(handle, request))
 
     async def resolve(self, model: str) -> BackendConfig:
         """The effective config of `model` (the default Ollama config when it has none)."""
@@ -324,7 +376,7 @@ class LLMRouter:
         scope = self._current_scope()
         log.debug("llm_request_started", model=model, backend_type=route.config.backend_type)
         started = time.perf_counter()
-        attempts = route.attempts
+        attempts = self._attempts(model, route, request, stream=False, started=started)
         last = len(attempts) - 1
         first_error: LLMRouterError | None = None
         for index, attempt in enumerate(attempts):
@@ -339,13 +391,14 @@ class LLMRouter:
                 if failure is error:
                     raise
                 raise failure from error
-            return self._succeeded(model, route, attempt, completion, first_error, started)
+            return self._succeeded(model, route, attempt, completion, first_error, started, request)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def _complete_fleet(self, model: str, route: Route, request: CompletionRequest) -> Result:
         """Several servers, limits or fallbacks (router/fleet_flow.py); same outcome handling."""
         scope = self._current_scope()
         started = time.perf_counter()
+        self._attempts(model, route, request, stream=False, started=started)  # refusals
         try:
             outcome = await self._fleet_flow.run(
                 model, route, request, lambda a: self._call(scope, model, a, request)
@@ -355,7 +408,7 @@ class LLMRouter:
         if outcome.slot is not None:
             outcome.slot.release()
         return self._succeeded(
-            model, route, outcome.attempt, outcome.value, outcome.first_error, started
+            model, route, outcome.attempt, outcome.value, outcome.first_error, started, request
         )
 
     async def _call(
@@ -367,7 +420,7 @@ class LLMRouter:
             raise _circuit_open(model, attempt, breaker)
         judged = False
         try:
-            completion = await backend.complete(attempt.config, request)
+            completion = await backend.answer(attempt.config, request)
             judged = True
         except LLMRouterError as error:
             judged = True
@@ -380,18 +433,11 @@ class LLMRouter:
         return completion
 
     async def _stream(
-        self,
-        handle: RoutedStream,
-        prompt: str | None,
-        messages: Sequence[ChatMessage] | None,
-        temperature: float | None,
-        max_tokens: int | None,
-        system: str | None,
-        stop: Stop,
+        self, handle: RoutedStream, request: CompletionRequest
     ) -> AsyncGenerator[Chunk, None]:
         model = handle.model
         route = self._cache.fresh(model) or await self._cache.get(model)
-        request = _request(route.config, prompt, messages, temperature, max_tokens, system, stop)
+        handle.max_tokens_capped = _capped(route.config, request)
         scope = self._current_scope()
         log.debug(
             "llm_request_started", model=model, backend_type=route.config.backend_type, stream=True
@@ -433,7 +479,7 @@ class LLMRouter:
                 log.debug("llm_stream_abandoned", model=model, backend=attempt.kind)
                 if self._stats is not None:
                     latency_ms = (time.perf_counter() - started) * 1000.0
-                    self._stats.record(model, latency_ms, None, False)
+                    self._stats.record(model, latency_ms, None, False, attempt.endpoint)
         handle.final = final
         self._finish(
             model,
@@ -444,6 +490,7 @@ class LLMRouter:
             final.tokens_per_sec if final else None,
             first_error,
             stream=True,
+            capped=handle.max_tokens_capped,
         )
 
     async def _open_stream(
@@ -457,7 +504,7 @@ class LLMRouter:
         """Walk the route until a backend yields its first chunk: fallback happens only here."""
         if route.fleet is not None:
             return await self._open_fleet_stream(scope, model, route, request, started)
-        attempts = route.attempts
+        attempts = self._attempts(model, route, request, stream=True, started=started)
         last = len(attempts) - 1
         first_error: LLMRouterError | None = None
         for index, attempt in enumerate(attempts):
@@ -484,6 +531,7 @@ class LLMRouter:
         started: float,
     ) -> tuple[Attempt, Any, Chunk, LLMRouterError | None]:
         """A fleet's first chunk; the server's place is held until the stream ends."""
+        self._attempts(model, route, request, stream=True, started=started)  # refusals
         try:
             outcome: Outcome[tuple[Any, Chunk]] = await self._fleet_flow.run(
                 model, route, request, lambda a: self._first_chunk(scope, model, a, request)
@@ -533,8 +581,10 @@ class LLMRouter:
         completion: Completion,
         first_error: LLMRouterError | None,
         started: float,
+        request: CompletionRequest,
     ) -> Result:
         elapsed = time.perf_counter() - started
+        capped = _capped(route.config, request)
         tokens_per_sec = self._finish(
             model,
             route,
@@ -544,6 +594,7 @@ class LLMRouter:
             completion.tokens_per_sec,
             first_error,
             stream=False,
+            capped=capped,
         )
         return Result(
             response=completion.text,
@@ -557,7 +608,36 @@ class LLMRouter:
             tokens_per_sec=tokens_per_sec,
             fallback_from=first_error.backend if first_error is not None else None,
             endpoint=attempt.endpoint,
+            tool_calls=completion.tool_calls,
+            reasoning=completion.reasoning,
+            logprobs=completion.logprobs,
+            choices=completion.choices,
+            max_tokens_capped=capped,
         )
+
+    def _attempts(
+        self,
+        model: str,
+        route: Route,
+        request: CompletionRequest,
+        *,
+        stream: bool,
+        started: float,
+    ) -> tuple[Attempt, ...]:
+        """The route's attempts able to honour the request (all of them for plain text)."""
+        if not request.rich:
+            return route.attempts
+        try:
+            return capable_attempts(
+                model,
+                route.attempts,
+                backend_capabilities(),
+                request,
+                limit=self.settings.max_fanout_calls,
+                stream=stream,
+            )
+        except LLMRouterError as error:
+            raise self._failed(model, error, None, started) from None
 
     def _finish(
         self,
@@ -570,6 +650,7 @@ class LLMRouter:
         first_error: LLMRouterError | None,
         *,
         stream: bool,
+        capped: int | None = None,
     ) -> float | None:
         """Log and count a success; returns tokens/s (the backend's own, else wall-clock).
 
@@ -589,9 +670,10 @@ class LLMRouter:
             stream=stream,
             duration_ms=round(latency_ms, 3),
             tokens_per_sec=None if tokens_per_sec is None else round(tokens_per_sec, 1),
+            max_tokens_capped=capped,
         )
         if self._stats is not None:
-            self._stats.record(model, latency_ms, tokens_per_sec, False)
+            self._stats.record(model, latency_ms, tokens_per_sec, False, attempt.endpoint)
         return tokens_per_sec
 
     def _failed(
@@ -614,7 +696,7 @@ class LLMRouter:
             error_type=type(error).__name__,
         )
         if self._stats is not None:
-            self._stats.record(model, latency_ms, None, True)
+            self._stats.record(model, latency_ms, None, True, error.endpoint)
         return error
 
     # -- wiring -------------------------------------------------------------------------
@@ -670,24 +752,10 @@ class LLMRouter:
         )
 
 
-def _request(
-    config: BackendConfig,
-    prompt: str | None,
-    messages: Sequence[ChatMessage] | None,
-    temperature: float | None,
-    max_tokens: int | None,
-    system: str | None,
-    stop: Stop,
-) -> CompletionRequest:
-    """Only None takes the config default: an explicit 0 is sent as given."""
-    return CompletionRequest(
-        prompt=prompt,
-        messages=list(messages) if messages is not None else None,
-        system=system,
-        temperature=config.temperature_default if temperature is None else temperature,
-        max_tokens=config.max_tokens if max_tokens is None else max_tokens,
-        stop=[stop] if isinstance(stop, str) else (list(stop) if stop else None),
-    )
+def _capped(config: BackendConfig, request: CompletionRequest) -> int | None:
+    """The config's max_tokens when the request asked for more (and was sent with it)."""
+    asked = request.max_tokens
+    return config.max_tokens if asked is not None and asked > config.max_tokens else None
 
 
 def _judge(breaker: CircuitBreaker, error: LLMRouterError) -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 from llm_backends.router import affinity
@@ -61,14 +61,13 @@ class ServerSlot:
         limit = self.limit
         return limit is None or (self.in_flight < limit and not self.waiters)
 
-    async def acquire(self, wait: float, error: LLMRouterError) -> None:
+    async def acquire(self, wait: float, busy: Callable[[str], LLMRouterError]) -> None:
         """Take a place, waiting in the queue up to `wait` seconds; raises `error` (429) if not."""
         if self.has_room():
             self.in_flight += 1
             return
         if len(self.waiters) >= self.queue_max:
-            error.reason = f"{self.url} is at max_concurrency={self.limit}, its queue is full"
-            raise error
+            raise busy(f"{self.url} is at max_concurrency={self.limit} and its queue is full")
         waiter = asyncio.get_running_loop().create_future()
         self.waiters.append(waiter)
         try:
@@ -81,11 +80,10 @@ class ServerSlot:
                 waiter.cancel()
                 self.waiters.remove(waiter)
             if isinstance(exc, TimeoutError):
-                error.reason = (
+                raise busy(
                     f"{self.url} is at max_concurrency={self.limit}: "
                     f"no place freed within {wait:g}s"
-                )
-                raise error from None
+                ) from None
             raise
 
     def release(self) -> None:
@@ -260,17 +258,22 @@ class FleetBoard:
         attempt = Attempt(config.backend_type, server_config)
         return Member(slot, weight, attempt, self._breakers.get(url))
 
-    def busy(self, model: str, member: Member) -> ServerBusy:
-        return ServerBusy(
-            "server busy",
-            model=model,
-            backend=member.attempt.kind,
-            endpoint=member.slot.url,
-            status_code=429,
-            retry_after=str(max(1, round(self.queue_timeout))),
-        )
+    def busy(self, model: str, member: Member) -> Callable[[str], ServerBusy]:
+        """Builds the 429 of a request that found no place at `member`."""
+
+        def error(reason: str) -> ServerBusy:
+            return ServerBusy(
+                reason,
+                model=model,
+                backend=member.attempt.kind,
+                endpoint=member.slot.url,
+                status_code=429,
+                retry_after=str(max(1, round(self.queue_timeout))),
+            )
+
+        return error
 
     def key_of(self, fleet: Fleet, request: CompletionRequest) -> int | None:
         if not fleet.affinity:
             return None
-        return affinity.conversation_key(request, getattr(request, "affinity_key", None))
+        return affinity.conversation_key(request, affinity.explicit_key(request))

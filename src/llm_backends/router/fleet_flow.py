@@ -104,8 +104,10 @@ class FleetFlow:
         fleet = route.fleet
         if fleet is None:
             return await self._plain(route, start, failures)
+        monitor = self._board.monitor
+        monitor.ensure_running()
         if fleet.discover:
-            await self._board.monitor.first_round()
+            await monitor.first_round()
         loop = asyncio.get_running_loop()
         timeout = route.config.timeout_seconds
         deadline = loop.time() + timeout

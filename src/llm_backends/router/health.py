@@ -120,6 +120,7 @@ class HealthMonitor:
         self._rounds = 0
         self._probing = False
         self._round_done: asyncio.Condition | None = None
+        self._wake: asyncio.Event | None = None
 
     @property
     def rounds(self) -> int:
@@ -140,12 +141,14 @@ class HealthMonitor:
         if task is not None and not task.done() and task.get_loop() is loop:
             return
         self._round_done = asyncio.Condition()
+        self._wake = asyncio.Event()
         self._task = loop.create_task(self._run(), name="llm-router-health-probes")
 
     async def next_round(self) -> None:
-        """Wait until a probe round that starts after this call has completed."""
+        """Start a probe round now (or after the running one) and wait until it completed."""
         self.ensure_running()
-        assert self._round_done is not None
+        assert self._round_done is not None and self._wake is not None
+        self._wake.set()
         target = self._rounds + 2 if self._probing else self._rounds + 1
         async with self._round_done:
             await self._round_done.wait_for(lambda: self._rounds >= target)
@@ -214,4 +217,11 @@ class HealthMonitor:
                 await self.probe_all()
             except Exception:  # a bug must not end probing for the process's lifetime
                 log.exception("health_probe_round_failed")
-            await asyncio.sleep(self.interval)
+            wake = self._wake
+            assert wake is not None
+            try:
+                async with asyncio.timeout(self.interval):
+                    await wake.wait()
+            except TimeoutError:
+                pass
+            wake.clear()
