@@ -143,7 +143,7 @@ def test_run_streams_one_answer(
     result = cli("run", "tiny", "Hello there", "--verbose")
     assert result.exit_code == 0, result.output
     assert result.stdout == "Four streamed pieces here.\n"
-    assert "backend: openai" in result.stderr and "tokens: 4" in result.stderr
+    assert f"backend: openai {fake_backend.url}" in result.stderr and "tokens: 4" in result.stderr
     sent = fake_backend.state.requests[-1].body
     assert sent["stream"] is True and sent["messages"] == [
         {"role": "user", "content": "Hello there"}
@@ -208,7 +208,7 @@ def test_check_passes_on_a_live_server_and_fails_on_a_dead_one(
             "reachable": True,
             "has_model": True,
             "generation": True,
-            "backend": "openai",
+            "backend": f"openai {fake_backend.url}",
             "detail": None,
             "ok": True,
         }
@@ -308,7 +308,7 @@ def test_check_of_an_ollama_config_finds_its_model_by_the_latest_tag(
                 "reachable": True,
                 "has_model": True,
                 "generation": True,
-                "backend": "ollama",
+                "backend": f"ollama {server.env['OLLAMA_URL']}",
                 "detail": None,
                 "ok": True,
             }

@@ -100,7 +100,8 @@ def test_a_writer_creates_edits_toggles_tries_and_deletes_a_config(
     page.click("#try-send")
     expect(page.locator("#try-output")).to_have_attribute("data-done", "true")
     expect(page.locator("#try-output")).to_have_text("Streamed hello from the fake vLLM.")
-    expect(page.locator("#try-backend")).to_contain_text("openai")  # the x-llm-backend header
+    # x-llm-backend and x-llm-endpoint: who answered.
+    expect(page.locator("#try-backend")).to_have_text(f"openai · {fake_backend.url}")
     expect(page.locator("#try-ttft")).to_have_text(re.compile(r"\d+(\.\d+)? m?s"))
     expect(page.locator("#try-tokens")).to_have_text("6")
     sent = [r for r in fake_backend.state.requests if r.path == "/v1/chat/completions"]

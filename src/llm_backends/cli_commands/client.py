@@ -47,6 +47,13 @@ def _detail(response: httpx.Response) -> tuple[str, Any]:
     return str(body)[:500], body
 
 
+def _who(response: httpx.Response) -> str:
+    """The answering backend type, and the server when the gateway names it."""
+    backend = response.headers.get("x-llm-backend", "")
+    endpoint = response.headers.get("x-llm-endpoint", "")
+    return f"{backend} {endpoint}" if endpoint else backend
+
+
 @dataclass
 class StreamStats:
     """What a streamed answer was: who answered, time to first token, tokens (= chunks)."""
@@ -158,7 +165,7 @@ class AdminClient:
             message, payload = _detail(response)
             raise ClientError(message, response.status_code, payload)
         text = response.json()["choices"][0]["message"].get("content") or ""
-        return response.headers.get("x-llm-backend", ""), text
+        return _who(response), text
 
     def stream_chat(
         self, model: str, messages: list[dict[str, Any]], stats: StreamStats, clock: Any
@@ -172,7 +179,7 @@ class AdminClient:
                     response.read()
                     message, payload = _detail(response)
                     raise ClientError(message, response.status_code, payload)
-                stats.backend = response.headers.get("x-llm-backend", "")
+                stats.backend = _who(response)
                 for line in response.iter_lines():
                     if not line.startswith("data:"):
                         continue

@@ -74,7 +74,9 @@ export class TryPanel {
         signal: this.controller.signal,
       });
       const fallbackFrom = response.headers.get("x-llm-fallback-from");
+      const endpoint = response.headers.get("x-llm-endpoint");
       $("try-backend").textContent = (response.headers.get("x-llm-backend") || "—")
+        + (endpoint ? ` · ${endpoint}` : "")
         + (fallbackFrom ? ` (after ${fallbackFrom} failed)` : "");
       if (!response.ok) {
         const text = await response.text();
