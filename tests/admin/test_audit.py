@@ -221,3 +221,26 @@ def test_reading_the_log_needs_read_permission(live_server: LiveServer) -> None:
     assert live_server.client(metrics).get("/api/audit").status_code == 403
     assert live_server.client(metrics).get("/api/llm-backends/1/history").status_code == 403
     assert live_server.admin.get("/api/audit", params={"limit": 0}).status_code == 422
+
+
+def test_concurrent_updates_leave_a_consistent_chain_of_diffs(live_server: LiveServer) -> None:
+    """Each update's "before" is the previous one's "after": the row is locked before it is
+    read, so no two writers see the same old value (SQLite and PostgreSQL)."""
+    import concurrent.futures
+
+    backend = live_server.admin.post("/api/llm-backends", json={**PHI, "priority": 0}).json()
+    path = f"/api/llm-backends/{backend['id']}"
+
+    def put(n: int) -> int:
+        with live_server.client(live_server.token) as client:
+            return client.put(path, json={"priority": n}).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(put, range(1, 21)))
+    assert statuses == [200] * 20
+    history = live_server.admin.get(f"{path}/history").json()
+    updates = list(reversed([e for e in history if e["action"] == "backend.update"]))
+    assert len(updates) == 20
+    chain = [0] + [e["changes"]["priority"]["after"] for e in updates]
+    assert [e["changes"]["priority"]["before"] for e in updates] == chain[:-1]
+    assert live_server.admin.get(path).json()["priority"] == chain[-1]

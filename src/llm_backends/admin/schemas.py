@@ -110,6 +110,7 @@ ApiKey = Annotated[
         min_length=1,
         max_length=4096,
         description="Write-only: sent to the backend, never returned (see has_api_key).",
+        json_schema_extra=_documented(r"^[^\x00-\x1f\x7f]+$"),
     ),
     AfterValidator(_check_header_value),
 ]
@@ -300,9 +301,11 @@ class BackendOut(BaseModel):
 
 
 class BackendWithSecret(BackendOut):
-    """The model lookup for a caller with `llm_backends:secrets`: the key itself."""
+    """The model lookup: for a caller with `llm_backends:secrets` also the key itself."""
 
-    api_key: str | None
+    api_key: str | None = Field(
+        default=None, description="Present only for a token with llm_backends:secrets."
+    )
 
 
 class DeleteResult(BaseModel):
