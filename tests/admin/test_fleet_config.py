@@ -56,6 +56,9 @@ def test_bad_servers_are_refused_naming_the_field(live_server: LiveServer) -> No
     assert "listed twice" in twice
     auto = refused(live_server, "m", backend_type="auto", endpoints=[{"url": "http://x"}])
     assert "auto" in auto
+    assert "max_concurrency: not supported" in refused(
+        live_server, "m", backend_type="auto", max_concurrency=2
+    )
 
 
 def test_fallbacks_refuse_unknown_names_cycles_and_long_chains(live_server: LiveServer) -> None:

@@ -70,7 +70,13 @@ async def check_fleet(
         for server in fields.get("endpoints") or []
     ]
     try:
-        check_servers(fields.get("endpoint_url"), endpoints, fields.get("backend_type"))
+        check_servers(
+            fields.get("endpoint_url"),
+            endpoints,
+            fields.get("backend_type"),
+            fields.get("max_concurrency"),
+            fallbacks,
+        )
     except ValueError as error:
         raise _invalid(str(error)) from None
     if not fallbacks:

@@ -43,7 +43,9 @@ Writer = Annotated[Principal, Depends(require(Scope.WRITE))]
 
 
 #: Fields a fleet check reads: a PUT changing one of them is checked against the merged config.
-_FLEET_INPUTS = frozenset({"model_name", "backend_type", "endpoint_url", "endpoints", "fallbacks"})
+_FLEET_INPUTS = frozenset(
+    {"model_name", "backend_type", "endpoint_url", "endpoints", "max_concurrency", "fallbacks"}
+)
 
 
 def _not_found(backend_id: int) -> HTTPException:

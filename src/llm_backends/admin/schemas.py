@@ -174,13 +174,24 @@ NOT_NULLABLE = (
 
 
 def check_servers(
-    endpoint_url: str | None, endpoints: list[ServerIn] | None, backend_type: str | None
+    endpoint_url: str | None,
+    endpoints: list[ServerIn] | None,
+    backend_type: str | None,
+    max_concurrency: int | None = None,
+    fallbacks: list[str] | None = None,
 ) -> None:
-    """Each server once; `auto` has one MLX server and falls back to the default Ollama."""
+    """Each server once; `auto` has one MLX server and falls back to the default Ollama,
+    so it takes no extra servers, limit or fallbacks (they would be ignored)."""
+    if backend_type == "auto":
+        for name, value in (
+            ("endpoints", endpoints),
+            ("max_concurrency", max_concurrency),
+            ("fallbacks", fallbacks),
+        ):
+            if value:
+                raise ValueError(f"{name}: not supported with backend_type auto")
     if not endpoints:
         return
-    if backend_type == "auto":
-        raise ValueError("endpoints: not supported with backend_type auto")
     seen = {endpoint_url} if endpoint_url else set()
     for server in endpoints:
         if server.url in seen:
@@ -215,7 +226,13 @@ class BackendCreate(BaseModel):
 
     @model_validator(mode="after")
     def _servers(self) -> BackendCreate:
-        check_servers(self.endpoint_url, self.endpoints, self.backend_type)
+        check_servers(
+            self.endpoint_url,
+            self.endpoints,
+            self.backend_type,
+            self.max_concurrency,
+            self.fallbacks,
+        )
         return self
 
 

@@ -81,6 +81,7 @@ def from_router_error(error: LLMRouterError) -> GatewayError:
         error.http_status,
         redact(str(error)),
         code=error_code(error),
+        param=getattr(error, "param", None),
         backend=error.backend,
         headers={"Retry-After": error.retry_after} if error.retry_after else None,
     )

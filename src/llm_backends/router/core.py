@@ -98,7 +98,9 @@ class LLMRouter:
         settings = settings or Settings()
         self.settings = settings
         self.admin_url = (admin_url or settings.admin_api_url).rstrip("/")
-        ollama_urls = tuple(u.strip().rstrip("/") for u in (ollama_url or "").split(",") if u)
+        ollama_urls = tuple(
+            u.strip().rstrip("/") for u in (ollama_url or "").split(",") if u.strip()
+        )
         ollama_urls = ollama_urls or settings.ollama_urls
         #: The default Ollama servers (OLLAMA_URL, comma-separated); `auto` falls back to the
         #: first, models without a config are discovered on any of them (router/fleet.py).
@@ -548,7 +550,7 @@ class LLMRouter:
         backend = scope.backend(attempt.kind) or _unknown_backend(model, attempt)
         if not breaker.allow():
             raise _circuit_open(model, attempt, breaker)
-        chunks: Any = backend.stream(attempt.config, request)
+        chunks: Any = backend.stream_answer(attempt.config, request)
         started = False
         try:
             try:

@@ -28,12 +28,24 @@ from llm_backends.router.types import BackendConfig, FinishReason
 #: Headers of every JSON POST (pairs in a tuple: aiohttp takes it, nobody can mutate it).
 JSON_HEADERS: tuple[tuple[str, str], ...] = (("Content-Type", "application/json"),)
 
+#: The loop-protection header (contract with llm_backends/hops.py, which owns the instance
+#: id): the gateways a request already went through, comma-separated.
+HOPS_HEADER = "x-llm-backends-hops"
 
 
-def request_headers(config: BackendConfig) -> tuple[tuple[str, str], ...]:
-    """The headers of a POST to the config's backend: JSON, plus its credential if it has
-    one (no allocation for a backend without a key)."""
-    return JSON_HEADERS + config.auth_headers if config.auth_headers else JSON_HEADERS
+def request_headers(hops: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """JSON_HEADERS, plus the hops header when the request carries hops (the hook where
+    loop protection marks what a gateway forwards; no hops, no extra work)."""
+    if not hops:
+        return JSON_HEADERS
+    return (*JSON_HEADERS, (HOPS_HEADER, ",".join(hops)))
+
+
+def with_credentials(
+    headers: tuple[tuple[str, str], ...], config: BackendConfig
+) -> tuple[tuple[str, str], ...]:
+    """`headers` plus the config's credential if it has one (no allocation without a key)."""
+    return headers + config.auth_headers if config.auth_headers else headers
 
 
 #: What a transport can raise while we talk to a backend; `transport_error` maps them.
@@ -225,6 +237,7 @@ async def post_json(
     kind: str,
     connect_timeout: float,
     max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+    headers: tuple[tuple[str, str], ...] = JSON_HEADERS,
 ) -> bytes:
     """POST `payload`, return the 200 body; every failure becomes a router error.
 
@@ -233,7 +246,10 @@ async def post_json(
     timeout = complete_timeout(connect_timeout, config.timeout_seconds)
     try:
         async with session.post(
-            url, data=orjson.dumps(payload), headers=request_headers(config), timeout=timeout
+            url,
+            data=orjson.dumps(payload),
+            headers=with_credentials(headers, config),
+            timeout=timeout,
         ) as response:
             if response.status != 200:
                 raise await answer_error(response, config, kind)
@@ -258,6 +274,7 @@ async def stream_lines(
     kind: str,
     connect_timeout: float,
     max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+    headers: tuple[tuple[str, str], ...] = JSON_HEADERS,
 ) -> AsyncIterator[bytes]:
     """POST `payload` and yield the 200 body line by line (without the newline), as it arrives.
 
@@ -270,7 +287,10 @@ async def stream_lines(
     timeout = stream_timeout(connect_timeout, config.timeout_seconds)
     try:
         async with session.post(
-            url, data=orjson.dumps(payload), headers=request_headers(config), timeout=timeout
+            url,
+            data=orjson.dumps(payload),
+            headers=with_credentials(headers, config),
+            timeout=timeout,
         ) as response:
             if response.status != 200:
                 raise await answer_error(response, config, kind)

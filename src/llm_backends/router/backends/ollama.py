@@ -23,14 +23,22 @@ class OllamaBackend(Backend):
 
     kind = "ollama"
     #: No tool_choice (a named one is honoured by sending only that tool), no n, no http
-    #: image URLs (Ollama takes base64 only), no logprobs in the versions this targets.
+    #: image URLs (Ollama takes base64 only).
     capabilities: ClassVar[frozenset[str]] = frozenset(
-        {cap.TOOLS, cap.RESPONSE_FORMAT, cap.IMAGES, cap.PROMPT_IMAGES, cap.THINK, cap.SUFFIX}
+        {
+            cap.TOOLS,
+            cap.RESPONSE_FORMAT,
+            cap.IMAGES,
+            cap.PROMPT_IMAGES,
+            cap.THINK,
+            cap.SUFFIX,
+            cap.LOGPROBS,
+        }
     )
 
     async def complete(self, config: BackendConfig, request: CompletionRequest) -> Completion:
         url, payload = self._request(config, request, stream=False)
-        body = await self.post_json(url, payload, config)
+        body = await self.post_json(url, payload, config, request.hops)
         data = _http.load_object(body, config, self.kind)
         chat = request.is_chat
         try:
@@ -63,7 +71,7 @@ class OllamaBackend(Backend):
         chat = request.is_chat
         ended = False
         calls_seen = 0
-        lines = self.stream_lines(url, payload, config)
+        lines = self.stream_lines(url, payload, config, request.hops)
         async with aclosing(lines):
             async for line in lines:
                 # After the done line, read on to the end only so the connection is reused.
