@@ -77,7 +77,7 @@ def test_add_list_show_update_toggle_in_both_output_modes(
 def test_bad_values_name_the_field_and_fail(cli: Cli) -> None:
     result = cli("backends", "add", "x", "--type", "nope", "--url", "localhost")
     assert result.exit_code == 1
-    assert "backend_type:" in result.stderr and "endpoint_url:" in result.stderr
+    assert "backend_type: must be one of" in result.stderr and "endpoint_url:" in result.stderr
     missing = cli("backends", "show", "no-such-model")
     assert missing.exit_code == 1 and "no config for model" in missing.stderr
 

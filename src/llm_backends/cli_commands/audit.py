@@ -11,10 +11,14 @@ from llm_backends.cli_commands.output import JsonOption, console, print_json, re
 
 
 def _changes(entry: dict[str, Any]) -> str:
+    created = str(entry.get("action", "")).endswith(".create")
     parts = []
     for field, change in (entry.get("changes") or {}).items():
         change = change or {}
-        parts.append(f"{field}: {change.get('before')!r} -> {change.get('after')!r}")
+        if created:
+            parts.append(f"{field}={change.get('after')!r}")
+        else:
+            parts.append(f"{field}: {change.get('before')!r} -> {change.get('after')!r}")
     return "; ".join(parts)
 
 

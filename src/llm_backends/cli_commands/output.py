@@ -43,7 +43,8 @@ def reporting() -> Iterator[None]:
             lines = []
             for item in problems:
                 field = ".".join(str(p) for p in item.get("loc", []) if p != "body")
-                lines.append(f"  {field}: {item.get('msg', '')}")
+                message = str(item.get("msg", "")).removeprefix("Value error, ")
+                lines.append(f"  {field}: {message}")
             fail("invalid values:\n" + "\n".join(lines))
         fail(str(error))
 
