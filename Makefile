@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: install run test test-fast bench soak lint clean
+.PHONY: install browser run test test-fast bench soak lint clean
 
 # Re-installs only when pyproject.toml changes.
 install: $(STAMP)
@@ -21,7 +21,13 @@ run: install
 	$(BIN)/llm-backends token ensure
 	$(BIN)/llm-backends serve --host $(HOST) --port $(PORT)
 
-test: install
+# The admin page's tests drive Debian's chromium: installed when missing, as root (CI is root;
+# elsewhere without it the page tests skip).
+browser:
+	@command -v chromium >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || \
+	  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+
+test: install browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install

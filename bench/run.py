@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from bench import embeddings_bench, procs, report, targets, toolcall, workers
+from bench import embeddings_bench, fleet_bench, procs, report, targets, toolcall, workers
 from bench.targets import Gateway, Http, Mocks, Target
 
 SCENARIOS = (
@@ -48,6 +48,7 @@ SCENARIOS = (
     "tools",
     "embeddings",
     "workers",
+    "fleet",
 )
 
 #: Which API a load run speaks: OpenAI's `POST /v1/chat/completions` or Ollama's `/api/chat`.
@@ -617,6 +618,7 @@ def main(argv: list[str] | None = None) -> int:
                 plan.duration, plan.warmup, plan.rounds, work, mocks, load
             ),
         )
+        guarded("fleet", lambda: fleet_bench.scenario_fleet(plan.quick))  # bench/fleet_bench.py
         if errors:
             results["errors"] = errors
     finally:

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from llm_backends.admin import audit as audit_routes
 from llm_backends.admin import health
 from llm_backends.admin import routes as admin_routes
+from llm_backends.admin import status as admin_status
 from llm_backends.admin import tokens as token_routes
 from llm_backends.admin.auth import Authenticator
 from llm_backends.admin.docs import install_docs
@@ -24,6 +25,7 @@ from llm_backends.shutdown import Drain
 from llm_backends.store.crypto import SecretBox
 from llm_backends.store.db import engine_from_settings, session_factory
 from llm_backends.store.events import ConfigChanges
+from llm_backends.ui import install_ui
 
 
 def create_app(settings: Settings | None = None) -> FastPathAPI:
@@ -60,6 +62,8 @@ def create_app(settings: Settings | None = None) -> FastPathAPI:
     app.state.drain = Drain()  # set by the server on SIGTERM/SIGINT; /ready reads it
     install_error_handlers(app)
     app.include_router(health.router)
+    install_ui(app)  # before the Admin API: its `/{backend_id}` would take /timeseries
+    app.include_router(admin_status.router)  # before admin_routes: /status is not an {id}
     app.include_router(admin_routes.router)
     app.include_router(audit_routes.router)
     app.include_router(token_routes.router)

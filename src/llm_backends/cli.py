@@ -12,6 +12,7 @@ import typer
 from llm_backends import state
 from llm_backends.admin.auth import Scope
 from llm_backends.banner import banner
+from llm_backends.cli_commands import register as register_http_commands
 from llm_backends.logs import configure_logging
 from llm_backends.settings import Settings
 from llm_backends.store import migrate as migrations
@@ -21,6 +22,7 @@ from llm_backends.store.db import engine_from_settings, session_factory
 app = typer.Typer(help="Self-hosted LLM backend router.", no_args_is_help=True)
 token_app = typer.Typer(help="Create, list and revoke Admin API tokens.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
+register_http_commands(app)  # backends, run, ps, check, audit, --version
 
 T = TypeVar("T")
 
@@ -73,8 +75,13 @@ def migrate(revision: Annotated[str, typer.Argument(help="Target revision.")] = 
 
 
 @app.command()
-def downgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "base") -> None:
-    """Roll migrations back (default: all of them)."""
+def downgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "base",
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask first.")] = False,
+) -> None:
+    """Roll migrations back (default: all of them, which drops every table)."""
+    if not yes:
+        typer.confirm(f"Roll the database back to {revision}? Data may be lost", abort=True)
     migrations.downgrade(Settings().database_url, revision)
     typer.echo(f"Database downgraded to {revision}.")
 

@@ -76,7 +76,11 @@ class Settings(BaseSettings):
 
     # Router (library mode)
     admin_api_url: str = "http://localhost:8080"
-    ollama_url: str = "http://localhost:11434"
+    ollama_url: str = Field(
+        default="http://localhost:11434",
+        description="Default Ollama server(s), comma-separated: models without a config go "
+        "to one that has them (by the health probes); `auto` falls back to the first.",
+    )
     llm_router_cache_ttl: float = Field(default=60.0, ge=0)
     llm_router_fetch_timeout: float = Field(
         default=2.0, gt=0, description="Timeout of one config lookup at the Admin API."
@@ -98,6 +102,26 @@ class Settings(BaseSettings):
     breaker_cooldown_seconds: float = Field(default=30.0, ge=0)
     metrics_report_interval: float = Field(
         default=10.0, gt=0, description="Seconds between batched stats reports to the Admin API."
+    )
+
+    # Fleet (router/fleet.py, router/health.py)
+    health_check_interval: float = Field(
+        default=10.0, gt=0, description="Seconds between active health probes of each server."
+    )
+    health_check_timeout: float = Field(
+        default=2.0, gt=0, description="Timeout of one health probe."
+    )
+    queue_timeout_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="Longest wait for a place at a server at its max_concurrency (then 429).",
+    )
+    queue_max_waiting: int = Field(
+        default=100, ge=0, description="Requests that may wait per server and model (then 429)."
+    )
+    conversation_affinity: bool = Field(
+        default=True,
+        description="Send a conversation's requests to the same server of a fleet.",
     )
 
     # Defaults used when a model has no (enabled) config: the seed's default Ollama config.
@@ -177,6 +201,12 @@ class Settings(BaseSettings):
     @property
     def secret_key_file(self) -> Path:
         return self.llm_backends_home / SECRET_KEY_FILE
+
+    @property
+    def ollama_urls(self) -> tuple[str, ...]:
+        """OLLAMA_URL split on commas, without trailing slashes or empty items."""
+        urls = tuple(u.strip().rstrip("/") for u in self.ollama_url.split(",") if u.strip())
+        return urls or ("http://localhost:11434",)
 
     @property
     def async_database_url(self) -> str:

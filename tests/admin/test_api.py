@@ -30,6 +30,7 @@ def test_create_returns_the_full_object(live_server: LiveServer) -> None:
         "max_tokens", "temperature_default", "timeout_seconds", "priority", "description",
         "avg_tokens_per_sec", "avg_latency_ms", "total_requests", "total_errors",
         "created_at", "updated_at", "has_api_key", "api_key_header",
+        "endpoints", "weight", "max_concurrency", "fallbacks",
     }  # fmt: skip
     assert body["max_tokens"] == 2048 and body["temperature_default"] == 0.7
     assert body["timeout_seconds"] == 60 and body["priority"] == 100

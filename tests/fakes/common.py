@@ -26,6 +26,31 @@ from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
 
+class Gate:
+    """Holds fake answers until a test opens it. Thread-safe: tests and fakes run in
+    different threads (and loops), so waiters are woken with call_soon_threadsafe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._opened = False
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
+
+    def open(self) -> None:
+        with self._lock:
+            self._opened = True
+            waiters, self._waiters = self._waiters, []
+        for loop, event in waiters:
+            loop.call_soon_threadsafe(event.set)
+
+    async def wait(self) -> None:
+        event = asyncio.Event()
+        with self._lock:
+            if self._opened:
+                return
+            self._waiters.append((asyncio.get_running_loop(), event))
+        await event.wait()
+
+
 @dataclass
 class Behaviour:
     """How a fake answers. Tests set fields; the fixture resets them before each test.
@@ -71,6 +96,8 @@ class Behaviour:
     drop_after: int | None = None
     #: Stream: after N pieces send an in-band error object (status is already 200).
     error_after: int | None = None
+    #: Answers wait until this gate opens (or the client leaves): a test-controlled hold.
+    hold: Gate | None = None
     #: Models listed by /api/tags or /v1/models.
     models: list[str] = field(default_factory=lambda: ["llama3.2:latest", "phi3:mini"])
     #: Answer with these tool calls ({"name", "arguments": {...}}) when the request has tools.
@@ -120,6 +147,42 @@ class FakeState(Generic[B]):
         self.one_shots: deque[dict[str, Any]] = deque()
         self.aborted = 0
         self.abort_event = threading.Event()
+        #: Generation requests inside the handler now, the most seen at once, and a
+        #: condition notified on every change (tests wait on it, never on time).
+        self.active = 0
+        self.max_active = 0
+        self.activity = threading.Condition()
+        #: Model-list calls (GET /api/tags, /v1/models): health probes, not in `requests`.
+        self.listings = 0
+
+    async def answering(self, request: Request, behaviour: Behaviour) -> bool:
+        """Count the request as in flight while it is held and delayed; True if the client
+        left meanwhile."""
+        with self.activity:
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
+            self.activity.notify_all()
+        try:
+            if behaviour.hold is not None:
+                waiting = asyncio.ensure_future(behaviour.hold.wait())
+                leaving = asyncio.ensure_future(_left_within(request.receive, 3600))
+                done, _ = await asyncio.wait(
+                    {waiting, leaving}, return_when=asyncio.FIRST_COMPLETED
+                )
+                waiting.cancel()
+                leaving.cancel()
+                if leaving in done:
+                    return True
+            return await pause(request, behaviour.delay)
+        finally:
+            with self.activity:
+                self.active -= 1
+                self.activity.notify_all()
+
+    def wait_active(self, count: int, timeout: float = 10.0) -> bool:
+        """Block until exactly `count` requests are in the handler."""
+        with self.activity:
+            return self.activity.wait_for(lambda: self.active == count, timeout)
 
     def reset(self) -> None:
         self.behaviour = self.behaviour_type()
@@ -127,6 +190,7 @@ class FakeState(Generic[B]):
         self.one_shots.clear()
         self.aborted = 0
         self.abort_event.clear()
+        self.max_active = 0
 
     def behaviour_for_next(self) -> B:
         """The behaviour of a request arriving now: a queued one-shot change applies once."""

@@ -30,7 +30,6 @@ from tests.fakes.common import (
     json_line,
     paced_whole,
     padded,
-    pause,
     scripted_stream,
 )
 
@@ -64,7 +63,7 @@ def create_app(state: FakeState[OllamaBehaviour]) -> Starlette:
         return JSONResponse({"version": state.behaviour.version})
 
     async def tags(request: Request) -> Response:
-        await state.record(request)
+        state.listings += 1  # counted apart: a router's health probes call it in the background
         return JSONResponse({"models": [_model_entry(name) for name in state.behaviour.models]})
 
     async def generate(request: Request) -> Response:
@@ -76,7 +75,7 @@ def create_app(state: FakeState[OllamaBehaviour]) -> Starlette:
     async def _answer(request: Request, *, chat: bool) -> Response:
         recorded = await state.record(request)
         behaviour = state.behaviour_for_next()
-        if await pause(request, behaviour.delay):
+        if await state.answering(request, behaviour):
             state.note_abort()
         body = recorded.body
         if not isinstance(body, dict):

@@ -35,7 +35,6 @@ from tests.fakes.common import (
     huge_error,
     paced_whole,
     padded,
-    pause,
     scripted_stream,
     sse_event,
 )
@@ -69,7 +68,7 @@ def create_app(state: FakeState[OpenAIBehaviour]) -> Starlette:
     """The fake's ASGI app; `state` is how tests steer and inspect it."""
 
     async def models(request: Request) -> Response:
-        await state.record(request)
+        state.listings += 1  # counted apart: a router's health probes call it in the background
         behaviour = state.behaviour
         data = [embeddings.vllm_model(name, behaviour.max_model_len) for name in behaviour.models]
         return JSONResponse({"object": "list", "data": data})
@@ -86,7 +85,7 @@ def create_app(state: FakeState[OpenAIBehaviour]) -> Starlette:
     async def _answer(request: Request, *, chat: bool) -> Response:
         recorded = await state.record(request)
         behaviour = state.behaviour_for_next()
-        if await pause(request, behaviour.delay):
+        if await state.answering(request, behaviour):
             state.note_abort()
         style = behaviour.error_style
         body = recorded.body

@@ -135,7 +135,9 @@ async def test_http_sink_posts_to_admin_api_with_token(
         "latency_ms_sum",
         "tokens_per_sec_sum",
         "tokens_per_sec_samples",
+        "endpoint",
     }
+    assert row["endpoint"] == fake_ollama.url  # the server that answered
 
 
 async def test_http_sink_rejected_report_is_kept(

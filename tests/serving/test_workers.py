@@ -30,7 +30,8 @@ from tests.serving.support import (
 #: Text lines that are whole by construction: uvicorn's and Alembic's, and the start-up banner
 #: (printed by the supervisor before any worker exists).
 TEXT_LINE = re.compile(
-    r"(INFO|WARNING|ERROR):\s|Context impl |Will assume |Running upgrade |llm-backends \S+ listening"
+    r"(INFO|WARNING|ERROR):\s|Context impl |Will assume |Running upgrade "
+    r"|llm-backends \S+ listening"
     r"|  (Admin page|Admin API|API docs|OpenAI API|Ollama API|Database|State dir|Admin token) "
 )
 

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from llm_backends.admin import credentials
 from llm_backends.admin.auth import Principal, Scope, actor_of, optional_principal, require
+from llm_backends.admin.fleet import check_fleet
 from llm_backends.admin.schemas import (
     BackendCreate,
     BackendOut,
@@ -39,6 +40,12 @@ Session = Annotated[AsyncSession, Depends(db_session)]
 #: Ids are 32-bit on every database; larger numbers can't name a row.
 BackendId = Annotated[int, Path(ge=1, le=2_147_483_647)]
 Writer = Annotated[Principal, Depends(require(Scope.WRITE))]
+
+
+#: Fields a fleet check reads: a PUT changing one of them is checked against the merged config.
+_FLEET_INPUTS = frozenset(
+    {"model_name", "backend_type", "endpoint_url", "endpoints", "max_concurrency", "fallbacks"}
+)
 
 
 def _not_found(backend_id: int) -> HTTPException:
@@ -74,6 +81,7 @@ async def create_backend(
     body: BackendCreate, session: Session, request: Request, caller: Writer
 ) -> LLMBackend:
     fields = credentials.storable(body, request.app.state.secret_box)
+    await check_fleet(session, fields)
     try:
         row = await store.create_backend(session, fields, actor=actor_of(caller))
     except store.DuplicateModel as error:
@@ -137,6 +145,12 @@ async def update_backend(
     backend_id: BackendId, body: BackendUpdate, session: Session, request: Request, caller: Writer
 ) -> LLMBackend:
     changes = credentials.storable(body, request.app.state.secret_box)
+    if changes.keys() & _FLEET_INPUTS:
+        current = await store.get_backend(session, backend_id)
+        if current is None:
+            raise _not_found(backend_id)
+        merged = {name: getattr(current, name) for name in _FLEET_INPUTS} | changes
+        await check_fleet(session, merged, old_name=current.model_name)
     try:
         row = await store.update_backend(session, backend_id, changes, actor=actor_of(caller))
     except store.DuplicateModel as error:

@@ -19,6 +19,7 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 
 from llm_backends.router.backends import backend_types
+from llm_backends.router.fleet import MAX_FALLBACKS
 
 #: Model names: no leading/trailing white space, no control characters.
 MODEL_NAME_PATTERN = r"^[^\x00-\x20\x7f](?:[^\x00-\x1f\x7f]*[^\x00-\x20\x7f])?$"
@@ -125,6 +126,32 @@ ApiKeyHeader = Annotated[
         "null: `Authorization: Bearer <api_key>`.",
     ),
 ]
+Weight = Annotated[int, Field(ge=1, le=1000, description="Relative share of requests.")]
+MaxConcurrency = Annotated[
+    int,
+    Field(ge=1, le=100_000, description="Most of this model's requests in flight at the server."),
+]
+MAX_ENDPOINTS = 32
+
+
+class ServerIn(BaseModel):
+    """One more server of the same backend type serving the same model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: EndpointUrl
+    weight: Weight = 1
+    max_concurrency: MaxConcurrency | None = None
+
+
+Endpoints = Annotated[list[ServerIn], Field(max_length=MAX_ENDPOINTS)]
+Fallbacks = Annotated[
+    list[ModelName],
+    Field(
+        max_length=MAX_FALLBACKS,
+        description="Other model names tried in order when every server of this one failed.",
+    ),
+]
 UtcTimestamp = Annotated[
     datetime,
     PlainSerializer(lambda dt: dt.isoformat().replace("+00:00", "Z"), return_type=str),
@@ -140,7 +167,36 @@ NOT_NULLABLE = (
     "temperature_default",
     "timeout_seconds",
     "priority",
+    "endpoints",
+    "weight",
+    "fallbacks",
 )
+
+
+def check_servers(
+    endpoint_url: str | None,
+    endpoints: list[ServerIn] | None,
+    backend_type: str | None,
+    max_concurrency: int | None = None,
+    fallbacks: list[str] | None = None,
+) -> None:
+    """Each server once; `auto` has one MLX server and falls back to the default Ollama,
+    so it takes no extra servers, limit or fallbacks (they would be ignored)."""
+    if backend_type == "auto":
+        for name, value in (
+            ("endpoints", endpoints),
+            ("max_concurrency", max_concurrency),
+            ("fallbacks", fallbacks),
+        ):
+            if value:
+                raise ValueError(f"{name}: not supported with backend_type auto")
+    if not endpoints:
+        return
+    seen = {endpoint_url} if endpoint_url else set()
+    for server in endpoints:
+        if server.url in seen:
+            raise ValueError(f"endpoints: {server.url} is listed twice (endpoint_url included)")
+        seen.add(server.url)
 
 
 class BackendCreate(BaseModel):
@@ -163,6 +219,21 @@ class BackendCreate(BaseModel):
     #: Excluded from dumps: it reaches the store only encrypted (admin/credentials.py).
     api_key: ApiKey | None = Field(default=None, exclude=True)
     api_key_header: ApiKeyHeader | None = None
+    endpoints: Endpoints = Field(default_factory=list)
+    weight: Weight = 1
+    max_concurrency: MaxConcurrency | None = None
+    fallbacks: Fallbacks = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _servers(self) -> BackendCreate:
+        check_servers(
+            self.endpoint_url,
+            self.endpoints,
+            self.backend_type,
+            self.max_concurrency,
+            self.fallbacks,
+        )
+        return self
 
 
 class BackendUpdate(BaseModel):
@@ -186,6 +257,10 @@ class BackendUpdate(BaseModel):
     #: null removes the key; excluded from dumps like BackendCreate's.
     api_key: ApiKey | None = Field(default=None, exclude=True)
     api_key_header: ApiKeyHeader | None = None
+    endpoints: Endpoints | SkipJsonSchema[None] = None
+    weight: Weight | SkipJsonSchema[None] = None
+    max_concurrency: MaxConcurrency | None = None
+    fallbacks: Fallbacks | SkipJsonSchema[None] = None
 
     @field_validator(*NOT_NULLABLE)
     @classmethod
@@ -196,6 +271,12 @@ class BackendUpdate(BaseModel):
 
     def changes(self) -> dict[str, Any]:
         return self.model_dump(include=self.model_fields_set)
+
+
+class ServerOut(BaseModel):
+    url: str
+    weight: int = 1
+    max_concurrency: int | None = None
 
 
 class BackendOut(BaseModel):
@@ -212,6 +293,10 @@ class BackendOut(BaseModel):
     timeout_seconds: int
     priority: int
     description: str | None
+    endpoints: list[ServerOut]
+    weight: int
+    max_concurrency: int | None
+    fallbacks: list[str]
     avg_tokens_per_sec: float | None
     avg_latency_ms: float | None
     total_requests: int
@@ -220,6 +305,16 @@ class BackendOut(BaseModel):
     updated_at: UtcTimestamp
     has_api_key: bool = False
     api_key_header: str | None = None
+
+    @field_validator("endpoints", "fallbacks", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: object) -> object:
+        return [] if value is None else value
+
+    @field_validator("weight", mode="before")
+    @classmethod
+    def _weight_default(cls, value: object) -> object:
+        return 1 if value is None else value
 
 
 class BackendWithSecret(BackendOut):
@@ -246,6 +341,9 @@ class ModelStatsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model_name: ModelName
+    endpoint: str | None = Field(
+        default=None, max_length=2048, description="The server that answered (fleet)."
+    )
     requests: int = Field(ge=0, le=1_000_000_000)
     errors: int = Field(ge=0, le=1_000_000_000)
     latency_ms_sum: float = Field(ge=0, le=1e15)

@@ -35,6 +35,7 @@ from llm_backends.gateway.errors import GatewayError, Protocol, bad_request
 from llm_backends.gateway.flow import error_response, gateway_of, json_response, read_body
 from llm_backends.gateway.schemas import parse
 from llm_backends.gateway.service import Gateway
+from llm_backends.router.core import LLMRouter
 from llm_backends.router.fallback import Attempt, plan_route
 from llm_backends.store import backends as store
 from llm_backends.store.models import LLMBackend
@@ -85,6 +86,14 @@ def ollama_tags(rows: Sequence[LLMBackend], defaults: Sequence[DefaultModel]) ->
     ]
     models += [dict(m.entry) for m in _unclaimed(rows, defaults)]
     return {"models": models}
+
+
+def default_server_models(router: LLMRouter) -> list[tuple[str, str]]:
+    """(server url, model name) of every model the default Ollama servers (OLLAMA_URL, a
+    comma-separated list) served at their last health probe, in OLLAMA_URL order: what
+    /api/tags and /v1/models add to the configured models."""
+    servers = router.fleet.monitor.servers
+    return [(url, model) for url in router.ollama_urls for model in servers[url].models]
 
 
 def ollama_version() -> dict[str, str]:

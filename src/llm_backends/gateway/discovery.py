@@ -29,8 +29,8 @@ log = structlog.get_logger("llm_backends.gateway")
 
 
 def default_ollama_urls(router: LLMRouter) -> list[str]:
-    """The Ollama server(s) that answer models without a config (one today: OLLAMA_URL)."""
-    return [router.ollama_url.rstrip("/")]
+    """The Ollama servers that answer models without a config (OLLAMA_URL, comma-separated)."""
+    return [url.rstrip("/") for url in router.ollama_urls]
 
 
 def canonical(name: str) -> str:

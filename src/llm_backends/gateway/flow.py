@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -117,6 +117,9 @@ async def handle(request: Request, endpoint: Endpoint) -> Response:
     except ClientDisconnect:
         gateway.metrics.request(protocol, "", "", str(CLIENT_CLOSED), None)
         return Response(status_code=CLIENT_CLOSED)
+    for name, value in request.scope["headers"]:  # fleet affinity (router/affinity.py)
+        if name == b"x-session-id" and value:
+            call = replace(call, request=replace(call.request, session=value.decode("latin-1")))
     if call.load_only and endpoint.loaded is not None:
         gateway.metrics.request(protocol, call.model, "", "200", None)
         return json_response(endpoint.loaded(call))
@@ -150,7 +153,7 @@ async def _complete(
             return _failed(gateway, protocol, call, from_router_error(error), started, waited)
         waited = time.perf_counter() - calling
     body = orjson.dumps(endpoint.render(call, result, time.perf_counter() - started))
-    headers = {"x-llm-backend": result.backend}
+    headers = {"x-llm-backend": result.backend, "x-llm-endpoint": result.endpoint}
     if result.max_tokens_capped is not None:
         headers[CAPPED_HEADER] = str(result.max_tokens_capped)
     if result.fallback_from:
@@ -184,7 +187,7 @@ async def _stream(
             await routed.aclose()
     waited = time.perf_counter() - calling
     backend = routed.backend or ""
-    headers = {"x-llm-backend": backend, **STREAM_HEADERS}
+    headers = {"x-llm-backend": backend, "x-llm-endpoint": routed.endpoint or "", **STREAM_HEADERS}
     if routed.max_tokens_capped is not None:
         headers[CAPPED_HEADER] = str(routed.max_tokens_capped)
     if routed.fallback_from:

@@ -53,6 +53,8 @@ class GatewayMetrics:
         #: (model label, backend, status, protocol) -> (counter, histogram) children:
         #: `labels()` validates and locks on every call, a dict lookup does not.
         self._children: dict[tuple[str, str, str, str], tuple[Any, Any]] = {}
+        #: Also told of every finished request (model, status, seconds): the page's history.
+        self.observer: Callable[[str, str, float | None], None] | None = None
         self._requests = Counter(
             "llm_gateway_requests_total",
             "Gateway generation requests by model, answering backend, HTTP status and protocol.",
@@ -109,6 +111,8 @@ class GatewayMetrics:
         children[0].inc()
         if seconds is not None:
             children[1].observe(seconds)
+        if self.observer is not None:
+            self.observer(model, status, seconds)
 
     def fallback(self, model: str, from_backend: str, to_backend: str) -> None:
         self._fallbacks.labels(self.model_label(model), from_backend, to_backend).inc()

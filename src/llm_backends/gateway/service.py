@@ -9,8 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from llm_backends.admin.auth import Authenticator
 from llm_backends.gateway.auth import GatewayAuth
 from llm_backends.gateway.discovery import Discovery
+from llm_backends.gateway.fleet_metrics import FleetCollector
 from llm_backends.gateway.metrics import GatewayMetrics
-from llm_backends.gateway.sources import StoreConfigSource, StoreStatsSink
+from llm_backends.gateway.sources import StoreConfigSource, StoreStatsSink, start_probes
+from llm_backends.gateway.timeseries import Timeseries, TrackingConfigSource
 from llm_backends.router.core import LLMRouter
 from llm_backends.settings import Settings
 from llm_backends.store.crypto import SecretBox
@@ -25,6 +27,8 @@ class Gateway:
     sessions: async_sessionmaker[AsyncSession]
     #: /api/show, /api/ps and the default Ollama's model list (asks the backends).
     discovery: Discovery
+    #: The admin page's last hour per configured model (each process its own).
+    timeseries: Timeseries
 
     async def close(self) -> None:
         """Report pending stats to the store and close the backend connections."""
@@ -39,20 +43,27 @@ def start_gateway(
     changes: ConfigChanges,
 ) -> Gateway:
     """One router over the store; an Admin API write drops its cached config at once."""
+    timeseries = Timeseries()
+    source = StoreConfigSource(
+        sessions,
+        timeout=settings.llm_router_fetch_timeout,
+        secret_box=SecretBox(settings.secret_key, settings.secret_key_file),
+    )
     router = LLMRouter(
         settings=settings,
-        config_source=StoreConfigSource(
-            sessions,
-            timeout=settings.llm_router_fetch_timeout,
-            secret_box=SecretBox(settings.secret_key, settings.secret_key_file),
-        ),
+        config_source=TrackingConfigSource(source, timeseries),
         stats_sink=StoreStatsSink(sessions),
     )
     changes.subscribe(router.invalidate)
+    start_probes(router, sessions)
+    metrics = GatewayMetrics(router.breaker_states)
+    metrics.registry.register(FleetCollector(router.fleet))
+    metrics.observer = timeseries.record
     return Gateway(
         router=router,
-        metrics=GatewayMetrics(router.breaker_states),
+        metrics=metrics,
         auth=GatewayAuth(authenticator, required=settings.gateway_require_auth),
         sessions=sessions,
         discovery=Discovery(router, settings),
+        timeseries=timeseries,
     )

@@ -16,8 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from llm_backends.admin.errors import DATABASE_ERRORS
 from llm_backends.router.config_source import ConfigSourceUnavailable
+from llm_backends.router.core import LLMRouter
 from llm_backends.router.stats import ModelStats
-from llm_backends.router.types import BackendConfig, credential_headers
+from llm_backends.router.status import server_targets
+from llm_backends.router.types import BackendConfig, ServerSpec, credential_headers
 from llm_backends.store import backends as store
 from llm_backends.store.crypto import SecretBox, SecretUnreadable
 from llm_backends.store.models import LLMBackend
@@ -48,6 +50,10 @@ def to_config(row: LLMBackend, box: SecretBox | None = None) -> BackendConfig:
         temperature_default=row.temperature_default,
         timeout_seconds=float(row.timeout_seconds),
         id=row.id,
+        endpoints=tuple(ServerSpec.from_mapping(e) for e in row.endpoints or ()),
+        weight=row.weight or 1,
+        max_concurrency=row.max_concurrency,
+        fallbacks=tuple(row.fallbacks or ()),
         auth_headers=_auth_headers(row, box),
     )
 
@@ -87,3 +93,15 @@ class StoreStatsSink:
         batches = [store.ModelStatsBatch(**stats.as_dict()) for stats in batch]
         async with self._sessions() as session:
             await store.fold_stats(session, batches)
+
+
+def start_probes(router: LLMRouter, sessions: async_sessionmaker[AsyncSession]) -> None:
+    """Probe every server any enabled config names (read from the store each round)."""
+
+    async def targets() -> list[tuple[str, str]]:
+        async with sessions() as session:
+            rows = await store.list_backends(session, enabled_only=True)
+        return server_targets(to_config(row) for row in rows)
+
+    router.fleet.monitor.targets = targets
+    router.fleet.monitor.ensure_running()

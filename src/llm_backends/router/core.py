@@ -47,6 +47,9 @@ from llm_backends.router.fallback import (
     is_health_failure,
     plan_route,
 )
+from llm_backends.router.fleet import FleetBoard
+from llm_backends.router.fleet_flow import FleetFlow, HeldStream, Outcome
+from llm_backends.router.health import HealthMonitor
 from llm_backends.router.pool import LoopScope
 from llm_backends.router.requests import Stop, build_request
 from llm_backends.router.stats import HttpStatsSink, ModelStats, StatsReporter, StatsSink
@@ -102,7 +105,14 @@ class LLMRouter:
         settings = settings or Settings()
         self.settings = settings
         self.admin_url = (admin_url or settings.admin_api_url).rstrip("/")
-        self.ollama_url = (ollama_url or settings.ollama_url).rstrip("/")
+        ollama_urls = tuple(
+            u.strip().rstrip("/") for u in (ollama_url or "").split(",") if u.strip()
+        )
+        ollama_urls = ollama_urls or settings.ollama_urls
+        #: The default Ollama servers (OLLAMA_URL, comma-separated); `auto` falls back to the
+        #: first, models without a config are discovered on any of them (router/fleet.py).
+        self.ollama_urls = ollama_urls
+        self.ollama_url = ollama_urls[0]
         self._connect_timeout = settings.llm_router_connect_timeout
         self._max_connections = max_connections
         self._scope: LoopScope | None = None
@@ -126,6 +136,20 @@ class LLMRouter:
             cooldown=settings.breaker_cooldown_seconds,
             clock=clock,
         )
+        # Fleet (#11): servers per model, probes, limits, fallbacks; see router/fleet.py.
+        self.fleet = FleetBoard(
+            HealthMonitor(
+                self._session,
+                interval=settings.health_check_interval,
+                timeout=settings.health_check_timeout,
+                defaults=[(url, "ollama") for url in ollama_urls],
+            ),
+            self._breakers,
+            queue_max=settings.queue_max_waiting,
+            queue_timeout=settings.queue_timeout_seconds,
+            affinity=settings.conversation_affinity,
+        )
+        self._fleet_flow = FleetFlow(self.fleet, self._cache.get)
         if isinstance(stats_sink, _Default):
             stats_sink = self._library_sink(token)
         self._stats = (
@@ -339,6 +363,7 @@ class LLMRouter:
 
     async def close(self) -> None:
         """Report pending stats and close the HTTP pool. The router stays usable."""
+        await self.fleet.monitor.close()
         await self._cache.close()
         if self._stats is not None:
             await self._stats.close()
@@ -366,6 +391,8 @@ class LLMRouter:
     # -- request flow -------------------------------------------------------------------
 
     async def _complete(self, model: str, route: Route, request: CompletionRequest) -> Result:
+        if route.fleet is not None:
+            return await self._complete_fleet(model, route, request)
         scope = self._current_scope()
         log.debug("llm_request_started", model=model, backend_type=route.config.backend_type)
         started = time.perf_counter()
@@ -386,6 +413,23 @@ class LLMRouter:
                 raise failure from error
             return self._succeeded(model, route, attempt, completion, first_error, started, request)
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def _complete_fleet(self, model: str, route: Route, request: CompletionRequest) -> Result:
+        """Several servers, limits or fallbacks (router/fleet_flow.py); same outcome handling."""
+        scope = self._current_scope()
+        started = time.perf_counter()
+        self._attempts(model, route, request, stream=False, started=started)  # refusals
+        try:
+            outcome = await self._fleet_flow.run(
+                model, route, request, lambda a: self._call(scope, model, a, request)
+            )
+        except LLMRouterError as error:
+            raise self._failed(model, error, None, started) from None
+        if outcome.slot is not None:
+            outcome.slot.release()
+        return self._succeeded(
+            model, route, outcome.attempt, outcome.value, outcome.first_error, started, request
+        )
 
     async def _call(
         self, scope: LoopScope, model: str, attempt: Attempt, request: CompletionRequest
@@ -455,7 +499,7 @@ class LLMRouter:
                 log.debug("llm_stream_abandoned", model=model, backend=attempt.kind)
                 if self._stats is not None:
                     latency_ms = (time.perf_counter() - started) * 1000.0
-                    self._stats.record(model, latency_ms, None, False)
+                    self._stats.record(model, latency_ms, None, False, attempt.endpoint)
         handle.final = final
         self._finish(
             model,
@@ -478,6 +522,8 @@ class LLMRouter:
         started: float,
     ) -> tuple[Attempt, AsyncGenerator[Chunk, None], Chunk, LLMRouterError | None]:
         """Walk the route until a backend yields its first chunk: fallback happens only here."""
+        if route.fleet is not None:
+            return await self._open_fleet_stream(scope, model, route, request, started)
         attempts = self._attempts(model, route, request, stream=True, started=started)
         last = len(attempts) - 1
         first_error: LLMRouterError | None = None
@@ -495,6 +541,25 @@ class LLMRouter:
                 raise failure from error
             return attempt, chunks, first, first_error
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def _open_fleet_stream(
+        self,
+        scope: LoopScope,
+        model: str,
+        route: Route,
+        request: CompletionRequest,
+        started: float,
+    ) -> tuple[Attempt, Any, Chunk, LLMRouterError | None]:
+        """A fleet's first chunk; the server's place is held until the stream ends."""
+        self._attempts(model, route, request, stream=True, started=started)  # refusals
+        try:
+            outcome: Outcome[tuple[Any, Chunk]] = await self._fleet_flow.run(
+                model, route, request, lambda a: self._first_chunk(scope, model, a, request)
+            )
+        except LLMRouterError as error:
+            raise self._failed(model, error, None, started) from None
+        chunks, first = outcome.value
+        return outcome.attempt, HeldStream(chunks, outcome.slot), first, outcome.first_error
 
     async def _first_chunk(
         self, scope: LoopScope, model: str, attempt: Attempt, request: CompletionRequest
@@ -628,7 +693,7 @@ class LLMRouter:
             max_tokens_capped=capped,
         )
         if self._stats is not None:
-            self._stats.record(model, latency_ms, tokens_per_sec, False)
+            self._stats.record(model, latency_ms, tokens_per_sec, False, attempt.endpoint)
         return tokens_per_sec
 
     def _failed(
@@ -651,7 +716,7 @@ class LLMRouter:
             error_type=type(error).__name__,
         )
         if self._stats is not None:
-            self._stats.record(model, latency_ms, None, True)
+            self._stats.record(model, latency_ms, None, True, error.endpoint)
         return error
 
     # -- wiring -------------------------------------------------------------------------
@@ -681,7 +746,7 @@ class LLMRouter:
             await self._stats.close()
 
     def _make_route(self, config: BackendConfig, is_default: bool) -> Route:
-        return plan_route(config, self.ollama_url, is_default=is_default)
+        return self.fleet.equip(plan_route(config, self.ollama_url, is_default=is_default))
 
     def _default_config(self, model: str) -> BackendConfig:
         settings = self.settings

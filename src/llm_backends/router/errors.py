@@ -59,3 +59,10 @@ class BackendRequestError(LLMRouterError):
 
 class StreamInterrupted(LLMRouterError):
     """A stream failed after its first chunk was delivered: no fallback is possible then."""
+
+
+class ServerBusy(LLMRouterError):
+    """Every server of the model is at its `max_concurrency` and the wait in its queue ended
+    (queue full, or longer than QUEUE_TIMEOUT_SECONDS): answered 429 with Retry-After."""
+
+    http_status = 429

@@ -8,6 +8,7 @@ tuple. `auto` is the one multi-step policy: MLX at the config's endpoint, then O
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from llm_backends.router.backends import AUTO
 from llm_backends.router.errors import (
@@ -18,6 +19,9 @@ from llm_backends.router.errors import (
     ModelNotFound,
 )
 from llm_backends.router.types import BackendConfig
+
+if TYPE_CHECKING:
+    from llm_backends.router.fleet import Fleet
 
 MLX = "mlx"
 OLLAMA = "ollama"
@@ -54,6 +58,8 @@ class Route:
     attempts: tuple[Attempt, ...]
     #: True when no (enabled) config was found and the default Ollama config is used.
     is_default: bool = False
+    #: Several servers, limits or fallbacks (router/fleet.py); None: the plain path.
+    fleet: Fleet | None = None
 
 
 def normalize(config: BackendConfig) -> BackendConfig:

@@ -74,11 +74,13 @@ def build_request(
     stop: Stop = None,
     passthrough: Passthrough | None = None,
     hops: tuple[str, ...] = (),
+    session: str | None = None,
     **features: Any,
 ) -> CompletionRequest:
     """A request from the library's arguments; raises InvalidRequest naming a bad field.
 
     `passthrough` is the gateway's: the client's raw body, for a backend of its protocol.
+    `session` names a conversation for fleet affinity (router/affinity.py).
     """
     rich = False
     neutral: list[ChatMessage] | None = None
@@ -96,6 +98,7 @@ def build_request(
             hops=hops,
             passthrough=passthrough,
             rich=rich,
+            session=session,
         )
     unknown = features.keys() - FEATURES
     if unknown:
@@ -149,6 +152,7 @@ def build_request(
         top_logprobs=features.get("top_logprobs") or None,
         hops=hops,
         passthrough=passthrough,
+        session=session,
     )
     if request.tool_choice is not None and not tools:
         # OpenAI refuses a tool_choice without tools; "none"/"auto" alone mean nothing.

@@ -24,7 +24,7 @@ log = structlog.get_logger("llm_backends.router")
 
 @dataclass(slots=True)
 class ModelStats:
-    """Counts for one model name since the last report."""
+    """Counts for one model name and the server that answered, since the last report."""
 
     model_name: str
     requests: int = 0
@@ -32,6 +32,8 @@ class ModelStats:
     latency_ms_sum: float = 0.0
     tokens_per_sec_sum: float = 0.0
     tokens_per_sec_samples: int = 0
+    #: The server that answered (or failed last); a fleet model has one row per server.
+    endpoint: str | None = None
 
     def merge(self, other: ModelStats) -> None:
         self.requests += other.requests
@@ -96,16 +98,25 @@ class StatsReporter:
     def __init__(self, sink: StatsSink, *, interval: float) -> None:
         self.sink = sink
         self._interval = interval
-        self._pending: dict[str, ModelStats] = {}
+        #: model -> endpoint -> counts (two dict lookups: no key tuple made per request).
+        self._pending: dict[str, dict[str | None, ModelStats]] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     def record(
-        self, model: str, latency_ms: float, tokens_per_sec: float | None, error: bool
+        self,
+        model: str,
+        latency_ms: float,
+        tokens_per_sec: float | None,
+        error: bool,
+        endpoint: str | None = None,
     ) -> None:
-        stats = self._pending.get(model)
+        rows = self._pending.get(model)
+        if rows is None:
+            rows = self._pending[model] = {}
+        stats = rows.get(endpoint)
         if stats is None:
-            stats = self._pending[model] = ModelStats(model)
+            stats = rows[endpoint] = ModelStats(model, endpoint=endpoint)
         stats.requests += 1
         stats.latency_ms_sum += latency_ms
         if error:
@@ -118,7 +129,7 @@ class StatsReporter:
 
     def pending(self) -> list[ModelStats]:
         """A copy of the not yet reported counts."""
-        return [ModelStats(**stats.as_dict()) for stats in self._pending.values()]
+        return [ModelStats(**s.as_dict()) for rows in self._pending.values() for s in rows.values()]
 
     def detach(self) -> None:
         """Forget the timer of a previous event loop (the counts stay)."""
@@ -131,7 +142,7 @@ class StatsReporter:
         self.detach()
         if not self._pending:
             return True
-        batch = list(self._pending.values())
+        batch = [stats for rows in self._pending.values() for stats in rows.values()]
         self._pending = {}
         try:
             await self.sink.report(batch)
@@ -166,8 +177,9 @@ class StatsReporter:
 
     def _merge_back(self, batch: list[ModelStats]) -> None:
         for stats in batch:
-            current = self._pending.get(stats.model_name)
+            rows = self._pending.setdefault(stats.model_name, {})
+            current = rows.get(stats.endpoint)
             if current is None:
-                self._pending[stats.model_name] = stats
+                rows[stats.endpoint] = stats
             else:
                 current.merge(stats)

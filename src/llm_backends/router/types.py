@@ -144,6 +144,8 @@ class CompletionRequest:
     #: Set once by whoever builds the request: True when any optional feature is present.
     #: False lets backends and the router skip every feature check (the plain-text path).
     rich: bool = False
+    #: Conversation id for fleet affinity (`session=`, `x-session-id`); not sent to backends.
+    session: str | None = None
 
     @property
     def is_chat(self) -> bool:
@@ -161,6 +163,25 @@ class CompletionRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class ServerSpec:
+    """One inference server of a model's fleet (see router/fleet.py)."""
+
+    url: str
+    weight: int = 1
+    #: Most of this model's requests in flight at this server at once; None: no limit.
+    max_concurrency: int | None = None
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any]) -> ServerSpec:
+        limit = data.get("max_concurrency")
+        return cls(
+            url=str(data["url"]).rstrip("/"),
+            weight=int(data.get("weight") or 1),
+            max_concurrency=None if limit is None else int(limit),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class BackendConfig:
     """One row of `llm_backends` as the router needs it (validated once, when fetched)."""
 
@@ -173,6 +194,19 @@ class BackendConfig:
     temperature_default: float = 0.7
     timeout_seconds: float = 60.0
     id: int | None = None
+    #: Fleet (issue #11): servers beyond endpoint_url, whose own weight/limit are the next two.
+    endpoints: tuple[ServerSpec, ...] = ()
+    weight: int = 1
+    max_concurrency: int | None = None
+    #: Other model names tried in order when every server failed with a health failure.
+    fallbacks: tuple[str, ...] = ()
+
+    @property
+    def servers(self) -> tuple[ServerSpec, ...]:
+        """endpoint_url first (with the top-level weight and limit), then `endpoints`."""
+        first = ServerSpec(self.endpoint_url.rstrip("/"), self.weight, self.max_concurrency)
+        return (first, *self.endpoints)
+
     #: The backend's credential as ready-made request headers (from the config's api_key);
     #: kept out of repr so it can never reach a log line or an error message.
     auth_headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
@@ -192,6 +226,12 @@ class BackendConfig:
             ),
             timeout_seconds=float(data.get("timeout_seconds") or 60),
             id=data.get("id"),
+            endpoints=tuple(ServerSpec.from_mapping(e) for e in data.get("endpoints") or ()),
+            weight=int(data.get("weight") or 1),
+            max_concurrency=(
+                None if data.get("max_concurrency") is None else int(data["max_concurrency"])
+            ),
+            fallbacks=tuple(str(name) for name in data.get("fallbacks") or ()),
             auth_headers=credential_headers(data.get("api_key"), data.get("api_key_header")),
         )
 

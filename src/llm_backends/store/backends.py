@@ -35,6 +35,8 @@ class ModelStatsBatch:
     latency_ms_sum: float
     tokens_per_sec_sum: float = 0.0
     tokens_per_sec_samples: int = 0
+    #: The server that answered (fleet); the table keeps per-model totals only.
+    endpoint: str | None = None
 
 
 async def list_backends(

@@ -63,6 +63,12 @@ class LLMBackend(Base):
     timeout_seconds: Mapped[int] = mapped_column(Integer, default=60)
     priority: Mapped[int] = mapped_column(Integer, default=100)
     description: Mapped[str | None] = mapped_column(Text, default=None)
+    # Fleet (migration 0004): extra servers [{url, weight, max_concurrency}], the first
+    # server's weight and limit, and fallback model names.
+    endpoints: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, default=None)
+    weight: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    max_concurrency: Mapped[int | None] = mapped_column(Integer, default=None)
+    fallbacks: Mapped[list[str] | None] = mapped_column(JSON, default=None)
     avg_tokens_per_sec: Mapped[float | None] = mapped_column(Float, default=None)
     avg_latency_ms: Mapped[float | None] = mapped_column(Float, default=None)
     total_requests: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

@@ -1,0 +1,76 @@
+"""The admin page in a real headless Chromium (Debian's `chromium`, driven by Playwright),
+against a real server process and fake inference servers."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.common import FakeServer
+from tests.fakes.fake_ollama import OllamaBehaviour
+from tests.fakes.fake_openai import OpenAIBehaviour
+from tests.fakes.fixtures import running_fake_ollama, running_fake_openai
+from tests.fakes.operator_server import OperatorServer, operator_server
+
+CHROMIUM = Path("/usr/bin/chromium")
+#: Screenshots of each main view (gitignored); the best are copied to docs/screenshots/.
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "ui"
+
+
+@pytest.fixture(scope="module")
+def fake_backend() -> Iterator[FakeServer[OpenAIBehaviour]]:
+    with running_fake_openai() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def default_ollama() -> Iterator[FakeServer[OllamaBehaviour]]:
+    with running_fake_ollama() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def server(
+    tmp_path_factory: pytest.TempPathFactory, default_ollama: FakeServer[OllamaBehaviour]
+) -> Iterator[OperatorServer]:
+    with operator_server(tmp_path_factory.mktemp("ui"), default_ollama.url) as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not CHROMIUM.exists():
+        if os.environ.get("CI"):
+            pytest.fail("chromium is missing: `make test` installs it (apt-get install chromium)")
+        pytest.skip("no /usr/bin/chromium here: `make test` installs it as root")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):  # type: ignore[no-untyped-def]
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.dialogs = dialogs  # what alert()/confirm() fired: an injection would show here
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield page
+    assert errors == [], errors  # no script error on the page
+    context.close()
+
+
+def shoot(page, name: str) -> Path:  # type: ignore[no-untyped-def]
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
