@@ -48,24 +48,37 @@ class Principal:
     scopes: frozenset[str]
 
 
-def unauthorized() -> HTTPException:
+#: The three 401s, each saying what to do. None says anything about other tokens.
+NO_CREDENTIALS = "Not authenticated: send a token as 'Authorization: Bearer <token>'"
+MALFORMED_AUTHORIZATION = "Malformed Authorization header: expected 'Authorization: Bearer <token>'"
+INVALID_TOKEN = "Invalid token: it is unknown or has been revoked"
+
+
+def unauthorized(detail: str = INVALID_TOKEN) -> HTTPException:
     return HTTPException(
         status_code=status.HTTP_401_UNAUTHORIZED,
-        detail="Could not validate credentials",
+        detail=detail,
         headers={"WWW-Authenticate": "Bearer"},
     )
 
 
-def bearer_token(request: Request) -> str | None:
-    """The token of `Authorization: Bearer <t>` (or the OpenAI-style `api-key` header)."""
+def credentials(request: Request) -> tuple[str | None, str]:
+    """The token presented as `Authorization: Bearer <t>` (or in the OpenAI-style `api-key`
+    / `x-api-key` header); without one, None and which 401 message says why."""
     header = request.headers.get("authorization")
     if header is not None:
-        scheme, _, token = header.partition(" ")
+        scheme, _, token = header.strip().partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token or " " in token:
-            return None
-        return token
-    return request.headers.get("api-key") or request.headers.get("x-api-key")
+            return None, MALFORMED_AUTHORIZATION
+        return token, ""
+    token = request.headers.get("api-key") or request.headers.get("x-api-key")
+    return (token, "") if token else (None, NO_CREDENTIALS)
+
+
+def bearer_token(request: Request) -> str | None:
+    """The presented token, if any (see `credentials`)."""
+    return credentials(request)[0]
 
 
 class Authenticator:
@@ -98,9 +111,12 @@ def require(scope: Scope) -> Callable[[Request], Awaitable[Principal]]:
 
     async def dependency(request: Request) -> Principal:
         authenticator: Authenticator = request.app.state.authenticator
-        principal = await authenticator.authenticate(bearer_token(request))
+        token, problem = credentials(request)
+        if token is None:
+            raise unauthorized(problem)
+        principal = await authenticator.authenticate(token)
         if principal is None:
-            raise unauthorized()
+            raise unauthorized(INVALID_TOKEN)
         if scope not in principal.scopes:
             raise HTTPException(
                 status_code=status.HTTP_403_FORBIDDEN,

@@ -9,16 +9,19 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from llm_backends.admin.auth import Scope, require
+from llm_backends.admin.errors import require_json_body
 from llm_backends.admin.schemas import (
     BackendCreate,
     BackendOut,
     BackendUpdate,
+    BackendWritten,
     DeleteResult,
     ErrorBody,
     MetricsReport,
     MetricsResult,
     ToggleResult,
 )
+from llm_backends.admin.self_check import endpoint_warnings
 from llm_backends.store import backends as store
 from llm_backends.store.models import LLMBackend
 
@@ -26,6 +29,7 @@ router = APIRouter(prefix="/api/llm-backends", tags=["llm-backends"])
 
 _AUTH_ERRORS = {401: {"model": ErrorBody}, 403: {"model": ErrorBody}}
 _NOT_FOUND = {404: {"model": ErrorBody}}
+_NOT_JSON = {415: {"model": ErrorBody}}
 
 
 async def db_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -61,27 +65,33 @@ async def list_backends(session: Session, enabled_only: bool = False) -> list[LL
     return list(await store.list_backends(session, enabled_only=enabled_only))
 
 
+def _written(request: Request, row: LLMBackend) -> BackendWritten:
+    written = BackendWritten.model_validate(row)
+    written.warnings = endpoint_warnings(request, row.model_name, row.endpoint_url)
+    return written
+
+
 @router.post(
     "",
-    response_model=BackendOut,
+    response_model=BackendWritten,
     status_code=status.HTTP_201_CREATED,
-    dependencies=[Depends(require(Scope.WRITE))],
-    responses={**_AUTH_ERRORS, 409: {"model": ErrorBody}},
+    dependencies=[Depends(require(Scope.WRITE)), Depends(require_json_body)],
+    responses={**_AUTH_ERRORS, 409: {"model": ErrorBody}, **_NOT_JSON},
 )
-async def create_backend(body: BackendCreate, session: Session, request: Request) -> LLMBackend:
+async def create_backend(body: BackendCreate, session: Session, request: Request) -> BackendWritten:
     try:
         row = await store.create_backend(session, body.model_dump())
     except store.DuplicateModel as error:
         raise _conflict(error) from None
     _changed(request, row.model_name)
-    return row
+    return _written(request, row)
 
 
 @router.post(
     "/metrics",
     response_model=MetricsResult,
-    dependencies=[Depends(require(Scope.METRICS))],
-    responses=_AUTH_ERRORS,
+    dependencies=[Depends(require(Scope.METRICS)), Depends(require_json_body)],
+    responses={**_AUTH_ERRORS, **_NOT_JSON},
 )
 async def report_metrics(body: MetricsReport, session: Session) -> MetricsResult:
     batches = [store.ModelStatsBatch(**item.model_dump()) for item in body.stats]
@@ -92,10 +102,12 @@ async def report_metrics(body: MetricsReport, session: Session) -> MetricsResult
     "/model/{model_name:path}",
     response_model=BackendOut,
     responses=_NOT_FOUND,
-    summary="Service-to-service lookup of the enabled config of a model (no auth)",
+    summary="Service-to-service lookup of a model's config, enabled or not (no auth)",
+    description="200 with the config (`enabled: false` for a disabled one, which routers "
+    "treat as absent and answer with the default Ollama config); 404 when there is none.",
 )
 async def get_backend_for_model(model_name: str, session: Session) -> LLMBackend:
-    row = await store.get_enabled_backend(session, model_name)
+    row = await store.get_backend_by_model(session, model_name)
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"Backend not found for model: {model_name}")
     return row
@@ -116,13 +128,13 @@ async def get_backend(backend_id: BackendId, session: Session) -> LLMBackend:
 
 @router.put(
     "/{backend_id}",
-    response_model=BackendOut,
-    dependencies=[Depends(require(Scope.WRITE))],
-    responses={**_AUTH_ERRORS, **_NOT_FOUND, 409: {"model": ErrorBody}},
+    response_model=BackendWritten,
+    dependencies=[Depends(require(Scope.WRITE)), Depends(require_json_body)],
+    responses={**_AUTH_ERRORS, **_NOT_FOUND, 409: {"model": ErrorBody}, **_NOT_JSON},
 )
 async def update_backend(
     backend_id: BackendId, body: BackendUpdate, session: Session, request: Request
-) -> LLMBackend:
+) -> BackendWritten:
     changes = body.changes()
     try:
         row = await store.update_backend(session, backend_id, changes)
@@ -132,7 +144,7 @@ async def update_backend(
         raise _not_found(backend_id)
     # A rename also frees the old name: then any cached model may be stale.
     _changed(request, None if "model_name" in changes else row.model_name)
-    return row
+    return _written(request, row)
 
 
 @router.delete(

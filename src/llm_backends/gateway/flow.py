@@ -22,8 +22,10 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from llm_backends import hops
 from llm_backends.gateway.disconnect import CancelOnDisconnect, ClientDisconnected
 from llm_backends.gateway.errors import GatewayError, Protocol, error_body, from_router_error
+from llm_backends.gateway.loop_guard import loop_refusal
 from llm_backends.gateway.service import Gateway
 from llm_backends.gateway.streaming import (
     STREAM_HEADERS,
@@ -115,6 +117,16 @@ async def handle(request: Request, endpoint: Endpoint) -> Response:
     except ClientDisconnect:
         gateway.metrics.request(protocol, "", "", str(CLIENT_CLOSED), None)
         return Response(status_code=CLIENT_CLOSED)
+    seen = hops.incoming(request.scope["headers"])
+    if seen and hops.is_loop(seen):
+        return _failed(
+            gateway,
+            protocol,
+            call,
+            await loop_refusal(gateway.router, call.model, seen),
+            started,
+            0.0,
+        )
     if call.load_only and endpoint.loaded is not None:
         gateway.metrics.request(protocol, call.model, "", "200", None)
         return json_response(endpoint.loaded(call))

@@ -57,5 +57,12 @@ class BackendRequestError(LLMRouterError):
     http_status = 400
 
 
+class LoopDetected(BackendRequestError):
+    """The backend is an llm-backends gateway this request already passed through (HTTP 508):
+    a config points back at a gateway. Not a health failure, and no fallback hides it."""
+
+    http_status = 508
+
+
 class StreamInterrupted(LLMRouterError):
     """A stream failed after its first chunk was delivered: no fallback is possible then."""

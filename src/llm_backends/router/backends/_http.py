@@ -15,18 +15,29 @@ from typing import Any
 import aiohttp
 import orjson
 
+from llm_backends import hops as hop_list
 from llm_backends.router.errors import (
     BackendRequestError,
     BackendTimeout,
     BackendUnavailable,
     InvalidBackendResponse,
     LLMRouterError,
+    LoopDetected,
     ModelNotFound,
 )
 from llm_backends.router.types import BackendConfig, FinishReason
 
-#: Headers of every JSON POST (pairs in a tuple: aiohttp takes it, nobody can mutate it).
-JSON_HEADERS: tuple[tuple[str, str], ...] = (("Content-Type", "application/json"),)
+
+@functools.lru_cache(maxsize=64)
+def request_headers(hops: tuple[str, ...] = ()) -> tuple[tuple[str, str], ...]:
+    """Headers of a JSON POST: the content type and the hop list (the request's incoming
+    hops plus this process's id: see `llm_backends.hops`). Pairs in a tuple: aiohttp takes
+    it, nobody can mutate it, and the usual case (no incoming hops) is built once."""
+    return (("Content-Type", "application/json"), (hop_list.HEADER, hop_list.outgoing(hops)))
+
+
+#: Headers of a POST that did not come through a gateway.
+JSON_HEADERS = request_headers()
 
 #: What a transport can raise while we talk to a backend; `transport_error` maps them.
 TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (aiohttp.ClientError, TimeoutError)
@@ -134,6 +145,8 @@ def status_error(
         cls = BackendRequestError
     elif status == 408:
         cls = BackendTimeout
+    elif status == 508:
+        cls = LoopDetected
     elif status < 300:
         cls = InvalidBackendResponse
         reason = f"unexpected HTTP {status}"
@@ -215,6 +228,7 @@ async def post_json(
     kind: str,
     connect_timeout: float,
     max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+    hops: tuple[str, ...] = (),
 ) -> bytes:
     """POST `payload`, return the 200 body; every failure becomes a router error.
 
@@ -223,7 +237,10 @@ async def post_json(
     timeout = complete_timeout(connect_timeout, config.timeout_seconds)
     try:
         async with session.post(
-            url, data=orjson.dumps(payload), headers=JSON_HEADERS, timeout=timeout
+            url,
+            data=orjson.dumps(payload),
+            headers=request_headers(hops) if hops else JSON_HEADERS,
+            timeout=timeout,
         ) as response:
             if response.status != 200:
                 raise await answer_error(response, config, kind)
@@ -248,6 +265,7 @@ async def stream_lines(
     kind: str,
     connect_timeout: float,
     max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+    hops: tuple[str, ...] = (),
 ) -> AsyncIterator[bytes]:
     """POST `payload` and yield the 200 body line by line (without the newline), as it arrives.
 
@@ -260,7 +278,10 @@ async def stream_lines(
     timeout = stream_timeout(connect_timeout, config.timeout_seconds)
     try:
         async with session.post(
-            url, data=orjson.dumps(payload), headers=JSON_HEADERS, timeout=timeout
+            url,
+            data=orjson.dumps(payload),
+            headers=request_headers(hops) if hops else JSON_HEADERS,
+            timeout=timeout,
         ) as response:
             if response.status != 200:
                 raise await answer_error(response, config, kind)

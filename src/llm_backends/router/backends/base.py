@@ -35,8 +35,15 @@ class Backend(ABC):
         #: The largest body (or stream line) read from the server; more is an invalid answer.
         self.max_response_bytes = max_response_bytes
 
-    async def post_json(self, url: str, payload: dict[str, Any], config: BackendConfig) -> bytes:
-        """POST with this backend's session, timeouts and size limit; the 200 body."""
+    async def post_json(
+        self,
+        url: str,
+        payload: dict[str, Any],
+        config: BackendConfig,
+        hops: tuple[str, ...] = (),
+    ) -> bytes:
+        """POST with this backend's session, timeouts and size limit; the 200 body. `hops`:
+        the gateways the request came through (sent on with this process's id)."""
         return await _http.post_json(
             self.session,
             url,
@@ -45,10 +52,15 @@ class Backend(ABC):
             self.kind,
             self.connect_timeout,
             self.max_response_bytes,
+            hops,
         )
 
     def stream_lines(
-        self, url: str, payload: dict[str, Any], config: BackendConfig
+        self,
+        url: str,
+        payload: dict[str, Any],
+        config: BackendConfig,
+        hops: tuple[str, ...] = (),
     ) -> AsyncIterator[bytes]:
         """POST and yield the 200 body line by line, with the same settings as `post_json`."""
         return _http.stream_lines(
@@ -59,6 +71,7 @@ class Backend(ABC):
             self.kind,
             self.connect_timeout,
             self.max_response_bytes,
+            hops,
         )
 
     @abstractmethod
