@@ -78,6 +78,11 @@ class Settings(BaseSettings):
     )
 
     # Defaults used when a model has no (enabled) config: the seed's default Ollama config.
+    max_fanout_calls: int = Field(
+        default=8,
+        ge=1,
+        description="n > 1 to a backend that ignores n: served by n concurrent calls, up to this.",
+    )
     default_max_tokens: int = 2048
     default_temperature: float = 0.7
     default_timeout_seconds: float = 60.0

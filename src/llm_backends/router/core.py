@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from contextlib import aclosing
 from typing import Any, NoReturn
 
@@ -21,9 +21,10 @@ import aiohttp
 import structlog
 
 from llm_backends.logs import configure_logging_unless_configured
-from llm_backends.router.backends import backend_classes
+from llm_backends.router.backends import backend_capabilities, backend_classes
 from llm_backends.router.breaker import BreakerBoard, BreakerState, CircuitBreaker, CircuitOpen
 from llm_backends.router.cache import RouteCache
+from llm_backends.router.capabilities import capable_attempts
 from llm_backends.router.config_source import ConfigSource, HttpConfigSource, default_config
 from llm_backends.router.errors import (
     InvalidBackendResponse,
@@ -39,11 +40,11 @@ from llm_backends.router.fallback import (
     plan_route,
 )
 from llm_backends.router.pool import LoopScope
+from llm_backends.router.requests import Stop, build_request
 from llm_backends.router.stats import HttpStatsSink, ModelStats, StatsReporter, StatsSink
 from llm_backends.router.streaming import RoutedStream
 from llm_backends.router.types import (
     BackendConfig,
-    ChatMessage,
     Chunk,
     Completion,
     CompletionRequest,
@@ -53,7 +54,8 @@ from llm_backends.settings import Settings
 
 log = structlog.get_logger("llm_backends.router")
 
-Stop = str | Sequence[str] | None
+#: Messages as a caller gives them: OpenAI's shape or Ollama's (see router.messages).
+Messages = Sequence[Mapping[str, Any]]
 
 
 class _Default:
@@ -122,6 +124,11 @@ class LLMRouter:
         )
 
     # -- public API ---------------------------------------------------------------------
+    #
+    # Every method takes the same optional features as keyword arguments (`tools=`,
+    # `tool_choice=`, `response_format=` or Ollama's `format=`, `images=`, `think=` or
+    # `reasoning_effort=`, `top_p=`, `seed=`, ..., `options=` (Ollama's), `keep_alive=`,
+    # `suffix=`, `n=`, `logprobs=`, `top_logprobs=`): see `router.requests.build_request`.
 
     async def generate(
         self,
@@ -132,28 +139,31 @@ class LLMRouter:
         *,
         system: str | None = None,
         stop: Stop = None,
+        **features: Any,
     ) -> dict[str, Any]:
         """Complete `prompt`; the dict has response, backend, model, done, prompt_tokens,
-        completion_tokens, latency_ms, fallback_from, endpoint, finish_reason, tokens_per_sec.
+        completion_tokens, latency_ms, fallback_from, endpoint, finish_reason, tokens_per_sec,
+        tool_calls (OpenAI's shape), reasoning, max_tokens_capped (and choices when n > 1).
         """
         result = await self.generate_result(
-            model, prompt, temperature, max_tokens, system=system, stop=stop
+            model, prompt, temperature, max_tokens, system=system, stop=stop, **features
         )
         return result.as_dict()
 
     async def chat(
         self,
         model: str,
-        messages: Sequence[ChatMessage],
+        messages: Messages,
         temperature: float | None = None,
         max_tokens: int | None = None,
         *,
         system: str | None = None,
         stop: Stop = None,
+        **features: Any,
     ) -> dict[str, Any]:
-        """Answer a chat; same dict as `generate`."""
+        """Answer a chat (messages in OpenAI's or Ollama's shape); same dict as `generate`."""
         result = await self.chat_result(
-            model, messages, temperature, max_tokens, system=system, stop=stop
+            model, messages, temperature, max_tokens, system=system, stop=stop, **features
         )
         return result.as_dict()
 
@@ -166,25 +176,44 @@ class LLMRouter:
         *,
         system: str | None = None,
         stop: Stop = None,
+        **features: Any,
     ) -> Result:
         """`generate` as a typed Result (what a gateway uses)."""
-        route = self._cache.fresh(model) or await self._cache.get(model)
-        request = _request(route.config, prompt, None, temperature, max_tokens, system, stop)
-        return await self._complete(model, route, request)
+        request = build_request(
+            prompt=prompt,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            system=system,
+            stop=stop,
+            **features,
+        )
+        return await self.complete(model, request)
 
     async def chat_result(
         self,
         model: str,
-        messages: Sequence[ChatMessage],
+        messages: Messages,
         temperature: float | None = None,
         max_tokens: int | None = None,
         *,
         system: str | None = None,
         stop: Stop = None,
+        **features: Any,
     ) -> Result:
         """`chat` as a typed Result."""
+        request = build_request(
+            messages=messages,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            system=system,
+            stop=stop,
+            **features,
+        )
+        return await self.complete(model, request)
+
+    async def complete(self, model: str, request: CompletionRequest) -> Result:
+        """Answer one typed request (see `router.requests.build_request` to make one)."""
         route = self._cache.fresh(model) or await self._cache.get(model)
-        request = _request(route.config, None, messages, temperature, max_tokens, system, stop)
         return await self._complete(model, route, request)
 
     async def stream(
@@ -196,10 +225,11 @@ class LLMRouter:
         *,
         system: str | None = None,
         stop: Stop = None,
+        **features: Any,
     ) -> AsyncIterator[str]:
         """Text chunks of a completion as they arrive."""
         chunks = self.stream_chunks(
-            model, prompt, temperature, max_tokens, system=system, stop=stop
+            model, prompt, temperature, max_tokens, system=system, stop=stop, **features
         )
         async with aclosing(chunks):
             async for chunk in chunks:
@@ -209,16 +239,17 @@ class LLMRouter:
     async def stream_chat(
         self,
         model: str,
-        messages: Sequence[ChatMessage],
+        messages: Messages,
         temperature: float | None = None,
         max_tokens: int | None = None,
         *,
         system: str | None = None,
         stop: Stop = None,
+        **features: Any,
     ) -> AsyncIterator[str]:
         """Text chunks of a chat answer as they arrive."""
         chunks = self.stream_chat_chunks(
-            model, messages, temperature, max_tokens, system=system, stop=stop
+            model, messages, temperature, max_tokens, system=system, stop=stop, **features
         )
         async with aclosing(chunks):
             async for chunk in chunks:
@@ -234,28 +265,46 @@ class LLMRouter:
         *,
         system: str | None = None,
         stop: Stop = None,
+        **features: Any,
     ) -> RoutedStream:
-        """`Chunk`s (the last one has done=True and usage); see RoutedStream for `.backend`."""
-        handle = RoutedStream(model)
-        return handle.attach(
-            self._stream(handle, prompt, None, temperature, max_tokens, system, stop)
+        """`Chunk`s (the last one has done=True and usage); see RoutedStream for `.backend`.
+        Chunks also carry `reasoning` and `tool_calls` (ToolCallDelta) pieces."""
+        request = build_request(
+            prompt=prompt,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            system=system,
+            stop=stop,
+            **features,
         )
+        return self.stream_request(model, request)
 
     def stream_chat_chunks(
         self,
         model: str,
-        messages: Sequence[ChatMessage],
+        messages: Messages,
         temperature: float | None = None,
         max_tokens: int | None = None,
         *,
         system: str | None = None,
         stop: Stop = None,
+        **features: Any,
     ) -> RoutedStream:
         """`stream_chunks` for chat messages."""
-        handle = RoutedStream(model)
-        return handle.attach(
-            self._stream(handle, None, messages, temperature, max_tokens, system, stop)
+        request = build_request(
+            messages=messages,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            system=system,
+            stop=stop,
+            **features,
         )
+        return self.stream_request(model, request)
+
+    def stream_request(self, model: str, request: CompletionRequest) -> RoutedStream:
+        """Stream one typed request."""
+        handle = RoutedStream(model)
+        return handle.attach(self._stream(handle, request))
 
     async def resolve(self, model: str) -> BackendConfig:
         """The effective config of `model` (the default Ollama config when it has none)."""
@@ -298,7 +347,7 @@ class LLMRouter:
         scope = self._current_scope()
         log.debug("llm_request_started", model=model, backend_type=route.config.backend_type)
         started = time.perf_counter()
-        attempts = route.attempts
+        attempts = self._attempts(model, route, request, stream=False, started=started)
         last = len(attempts) - 1
         first_error: LLMRouterError | None = None
         for index, attempt in enumerate(attempts):
@@ -313,7 +362,7 @@ class LLMRouter:
                 if failure is error:
                     raise
                 raise failure from error
-            return self._succeeded(model, route, attempt, completion, first_error, started)
+            return self._succeeded(model, route, attempt, completion, first_error, started, request)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def _call(
@@ -325,7 +374,7 @@ class LLMRouter:
             raise _circuit_open(model, attempt, breaker)
         judged = False
         try:
-            completion = await backend.complete(attempt.config, request)
+            completion = await backend.answer(attempt.config, request)
             judged = True
         except LLMRouterError as error:
             judged = True
@@ -338,18 +387,11 @@ class LLMRouter:
         return completion
 
     async def _stream(
-        self,
-        handle: RoutedStream,
-        prompt: str | None,
-        messages: Sequence[ChatMessage] | None,
-        temperature: float | None,
-        max_tokens: int | None,
-        system: str | None,
-        stop: Stop,
+        self, handle: RoutedStream, request: CompletionRequest
     ) -> AsyncGenerator[Chunk, None]:
         model = handle.model
         route = self._cache.fresh(model) or await self._cache.get(model)
-        request = _request(route.config, prompt, messages, temperature, max_tokens, system, stop)
+        handle.max_tokens_capped = _capped(route.config, request)
         scope = self._current_scope()
         log.debug(
             "llm_request_started", model=model, backend_type=route.config.backend_type, stream=True
@@ -402,6 +444,7 @@ class LLMRouter:
             final.tokens_per_sec if final else None,
             first_error,
             stream=True,
+            capped=handle.max_tokens_capped,
         )
 
     async def _open_stream(
@@ -413,7 +456,7 @@ class LLMRouter:
         started: float,
     ) -> tuple[Attempt, AsyncGenerator[Chunk, None], Chunk, LLMRouterError | None]:
         """Walk the route until a backend yields its first chunk: fallback happens only here."""
-        attempts = route.attempts
+        attempts = self._attempts(model, route, request, stream=True, started=started)
         last = len(attempts) - 1
         first_error: LLMRouterError | None = None
         for index, attempt in enumerate(attempts):
@@ -471,8 +514,10 @@ class LLMRouter:
         completion: Completion,
         first_error: LLMRouterError | None,
         started: float,
+        request: CompletionRequest,
     ) -> Result:
         elapsed = time.perf_counter() - started
+        capped = _capped(route.config, request)
         tokens_per_sec = self._finish(
             model,
             route,
@@ -482,6 +527,7 @@ class LLMRouter:
             completion.tokens_per_sec,
             first_error,
             stream=False,
+            capped=capped,
         )
         return Result(
             response=completion.text,
@@ -495,7 +541,36 @@ class LLMRouter:
             tokens_per_sec=tokens_per_sec,
             fallback_from=first_error.backend if first_error is not None else None,
             endpoint=attempt.endpoint,
+            tool_calls=completion.tool_calls,
+            reasoning=completion.reasoning,
+            logprobs=completion.logprobs,
+            choices=completion.choices,
+            max_tokens_capped=capped,
         )
+
+    def _attempts(
+        self,
+        model: str,
+        route: Route,
+        request: CompletionRequest,
+        *,
+        stream: bool,
+        started: float,
+    ) -> tuple[Attempt, ...]:
+        """The route's attempts able to honour the request (all of them for plain text)."""
+        if not request.rich:
+            return route.attempts
+        try:
+            return capable_attempts(
+                model,
+                route.attempts,
+                backend_capabilities(),
+                request,
+                limit=self.settings.max_fanout_calls,
+                stream=stream,
+            )
+        except LLMRouterError as error:
+            raise self._failed(model, error, None, started) from None
 
     def _finish(
         self,
@@ -508,6 +583,7 @@ class LLMRouter:
         first_error: LLMRouterError | None,
         *,
         stream: bool,
+        capped: int | None = None,
     ) -> float | None:
         """Log and count a success; returns tokens/s (the backend's own, else wall-clock).
 
@@ -527,6 +603,7 @@ class LLMRouter:
             stream=stream,
             duration_ms=round(latency_ms, 3),
             tokens_per_sec=None if tokens_per_sec is None else round(tokens_per_sec, 1),
+            max_tokens_capped=capped,
         )
         if self._stats is not None:
             self._stats.record(model, latency_ms, tokens_per_sec, False)
@@ -610,24 +687,10 @@ class LLMRouter:
         )
 
 
-def _request(
-    config: BackendConfig,
-    prompt: str | None,
-    messages: Sequence[ChatMessage] | None,
-    temperature: float | None,
-    max_tokens: int | None,
-    system: str | None,
-    stop: Stop,
-) -> CompletionRequest:
-    """Only None takes the config default: an explicit 0 is sent as given."""
-    return CompletionRequest(
-        prompt=prompt,
-        messages=list(messages) if messages is not None else None,
-        system=system,
-        temperature=config.temperature_default if temperature is None else temperature,
-        max_tokens=config.max_tokens if max_tokens is None else max_tokens,
-        stop=[stop] if isinstance(stop, str) else (list(stop) if stop else None),
-    )
+def _capped(config: BackendConfig, request: CompletionRequest) -> int | None:
+    """The config's max_tokens when the request asked for more (and was sent with it)."""
+    asked = request.max_tokens
+    return config.max_tokens if asked is not None and asked > config.max_tokens else None
 
 
 def _judge(breaker: CircuitBreaker, error: LLMRouterError) -> None:

@@ -16,7 +16,15 @@ class RoutedStream:
     Close it (`await stream.aclose()`, or `contextlib.aclosing`) if you stop early.
     """
 
-    __slots__ = ("_chunks", "backend", "endpoint", "fallback_from", "final", "model")
+    __slots__ = (
+        "_chunks",
+        "backend",
+        "endpoint",
+        "fallback_from",
+        "final",
+        "max_tokens_capped",
+        "model",
+    )
 
     def __init__(self, model: str) -> None:
         self.model = model
@@ -24,6 +32,8 @@ class RoutedStream:
         self.endpoint: str | None = None
         self.fallback_from: str | None = None
         self.final: Chunk | None = None
+        #: The config's max_tokens when the request asked for more (set before the first chunk).
+        self.max_tokens_capped: int | None = None
         self._chunks: AsyncGenerator[Chunk, None] | None = None
 
     def attach(self, chunks: AsyncGenerator[Chunk, None]) -> RoutedStream:

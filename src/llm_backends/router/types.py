@@ -1,16 +1,162 @@
-"""Plain data passed between the router, its config sources and the wire-protocol backends."""
+"""Plain data passed between the router, its config sources and the wire-protocol backends.
+
+One request type (`CompletionRequest`) and one answer type (`Completion` / `Chunk`, and the
+caller-facing `Result`) carry every feature in a neutral form; each backend module turns them
+into its wire protocol and back. Optional features are grouped so that a plain-text request
+carries only `None`s and empty tuples: nothing to allocate or check on the common path.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, NotRequired, Required, TypedDict
 
-FinishReason = Literal["stop", "length"]
+import orjson
+
+FinishReason = Literal["stop", "length", "tool_calls"]
+#: Which gateway protocol a client spoke (the passthrough carrier says so).
+WireProtocol = Literal["openai", "ollama"]
 
 
-class ChatMessage(TypedDict):
-    role: str
-    content: str
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A tool call of an assistant message. `arguments` is JSON text (OpenAI's form): a
+    model's malformed arguments survive the trip; `parsed_arguments()` gives the object."""
+
+    id: str
+    name: str
+    arguments: str = "{}"
+
+    def parsed_arguments(self) -> dict[str, Any]:
+        """The arguments as an object (Ollama's form); malformed JSON becomes `{}`."""
+        try:
+            value = orjson.loads(self.arguments or "{}")
+        except orjson.JSONDecodeError:
+            return {}
+        return value if isinstance(value, dict) else {}
+
+    def openai(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "type": "function",
+            "function": {"name": self.name, "arguments": self.arguments},
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    """A piece of a streamed tool call: `index` is its position in the answer (0, 1, ...);
+    the first piece of a call has its `id` and `name`, later ones only more `arguments`."""
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+class ChatMessage(TypedDict, total=False):
+    """A chat message in the neutral form (Ollama's shape plus OpenAI's ids).
+
+    `images` are base64 data (no `data:` prefix) or http(s) URLs; `tool_calls` are
+    `ToolCall`s; a `tool` message names the call it answers (`tool_call_id`) and its tool
+    (`tool_name`); `thinking` is an assistant's reasoning text.
+    """
+
+    role: Required[str]
+    content: Required[str]
+    images: NotRequired[list[str]]
+    tool_calls: NotRequired[list[ToolCall]]
+    tool_call_id: NotRequired[str]
+    tool_name: NotRequired[str]
+    thinking: NotRequired[str]
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseFormat:
+    """Structured output: any JSON object, or JSON matching `schema`."""
+
+    type: Literal["json_object", "json_schema"]
+    schema: dict[str, Any] | None = None
+    name: str | None = None
+    strict: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Sampling:
+    """Sampling options beyond temperature (None: the backend's default). `extra` holds
+    Ollama options without an equivalent elsewhere (num_gpu, mirostat, ...)."""
+
+    top_p: float | None = None
+    top_k: int | None = None
+    min_p: float | None = None
+    seed: int | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    repeat_penalty: float | None = None
+    num_ctx: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Passthrough:
+    """The client's own request body, for a backend speaking the client's protocol: it
+    forwards every field (unknown ones too), changing only what the gateway owns."""
+
+    protocol: WireProtocol
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class CompletionRequest:
+    """What to ask a backend. Exactly one of `prompt` and `messages` is set.
+
+    `temperature` and `max_tokens` None take the config's defaults; a `max_tokens` above the
+    config's is capped to it (the config's value is a maximum).
+    """
+
+    prompt: str | None = None
+    messages: list[ChatMessage] | None = None
+    system: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    stop: list[str] | None = None
+    #: Fill-in-the-middle: text after the completion (completions / generate only).
+    suffix: str | None = None
+    #: Images of a prompt (`generate`): base64 data or http(s) URLs.
+    images: tuple[str, ...] = ()
+    #: Function tools in OpenAI's shape ({"type": "function", "function": {...}}; Ollama's too).
+    tools: tuple[dict[str, Any], ...] = ()
+    #: "auto" | "none" | "required" | a tool's name; None: the backend's default.
+    tool_choice: str | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: ResponseFormat | None = None
+    #: Reasoning: True/False, or a level ("low", "medium", "high").
+    think: bool | str | None = None
+    sampling: Sampling | None = None
+    keep_alive: str | float | None = None
+    n: int = 1
+    logprobs: bool = False
+    top_logprobs: int | None = None
+    #: Instance ids of the gateways this request already went through (loop protection).
+    hops: tuple[str, ...] = ()
+    passthrough: Passthrough | None = None
+    #: Set once by whoever builds the request: True when any optional feature is present.
+    #: False lets backends and the router skip every feature check (the plain-text path).
+    rich: bool = False
+
+    @property
+    def is_chat(self) -> bool:
+        return self.messages is not None
+
+    def effective_max_tokens(self, config: BackendConfig) -> int:
+        """The request's limit, never above the config's maximum."""
+        asked = self.max_tokens
+        if asked is None or asked > config.max_tokens:
+            return config.max_tokens
+        return asked
+
+    def effective_temperature(self, config: BackendConfig) -> float:
+        return config.temperature_default if self.temperature is None else self.temperature
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,23 +191,17 @@ class BackendConfig:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class CompletionRequest:
-    """What to ask a backend. Exactly one of `prompt` and `messages` is set.
+@dataclass(slots=True)
+class Choice:
+    """One alternative answer (n > 1); the first is also the Completion's own fields."""
 
-    `temperature` and `max_tokens` are already resolved against the config defaults.
-    """
-
-    prompt: str | None = None
-    messages: list[ChatMessage] | None = None
-    system: str | None = None
-    temperature: float = 0.7
-    max_tokens: int = 2048
-    stop: list[str] | None = None
-
-    @property
-    def is_chat(self) -> bool:
-        return self.messages is not None
+    index: int
+    text: str
+    finish_reason: FinishReason = "stop"
+    tool_calls: tuple[ToolCall, ...] = ()
+    reasoning: str | None = None
+    #: OpenAI's chat shape: [{"token", "logprob", "bytes", "top_logprobs": [...]}, ...].
+    logprobs: list[dict[str, Any]] | None = None
 
 
 @dataclass(slots=True)
@@ -75,6 +215,11 @@ class Completion:
     # Generation speed as measured by the backend itself (Ollama's eval_count/eval_duration).
     tokens_per_sec: float | None = None
     backend_model: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    reasoning: str | None = None
+    logprobs: list[dict[str, Any]] | None = None
+    #: Every choice when the answer has more than one (n > 1), else empty.
+    choices: tuple[Choice, ...] = ()
 
 
 @dataclass(slots=True)
@@ -87,6 +232,11 @@ class Chunk:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     tokens_per_sec: float | None = None
+    reasoning: str | None = None
+    tool_calls: tuple[ToolCallDelta, ...] = ()
+    logprobs: list[dict[str, Any]] | None = None
+    #: Which choice this piece belongs to (n > 1 streams).
+    index: int = 0
 
 
 @dataclass(slots=True)
@@ -105,9 +255,15 @@ class Result:
     fallback_from: str | None
     endpoint: str
     extra: dict[str, Any] = field(default_factory=dict)
+    tool_calls: tuple[ToolCall, ...] = ()
+    reasoning: str | None = None
+    logprobs: list[dict[str, Any]] | None = None
+    choices: tuple[Choice, ...] = ()
+    #: The config's max_tokens when the request asked for more and was capped to it.
+    max_tokens_capped: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "response": self.response,
             "backend": self.backend,
             "model": self.model,
@@ -119,5 +275,22 @@ class Result:
             "tokens_per_sec": self.tokens_per_sec,
             "fallback_from": self.fallback_from,
             "endpoint": self.endpoint,
+            "tool_calls": [call.openai() for call in self.tool_calls],
+            "reasoning": self.reasoning,
+            "max_tokens_capped": self.max_tokens_capped,
             **self.extra,
         }
+        if self.logprobs is not None:
+            data["logprobs"] = self.logprobs
+        if self.choices:
+            data["choices"] = [
+                {
+                    "index": choice.index,
+                    "response": choice.text,
+                    "finish_reason": choice.finish_reason,
+                    "tool_calls": [call.openai() for call in choice.tool_calls],
+                    "reasoning": choice.reasoning,
+                }
+                for choice in self.choices
+            ]
+        return data

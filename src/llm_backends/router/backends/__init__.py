@@ -37,6 +37,12 @@ def backend_classes() -> dict[str, type[Backend]]:
     return classes
 
 
+@cache
+def backend_capabilities() -> dict[str, frozenset[str]]:
+    """backend_type -> the optional features it honours (see router.capabilities)."""
+    return {kind: cls.capabilities for kind, cls in backend_classes().items()}
+
+
 def backend_types() -> list[str]:
     """The allowed `backend_type` values: every wire protocol plus `auto`."""
     return sorted([*backend_classes(), AUTO])

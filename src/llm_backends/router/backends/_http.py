@@ -80,8 +80,10 @@ def join_url(endpoint: str, path: str) -> str:
 
 
 def finish_reason(value: object) -> FinishReason:
-    """Servers say "stop", "length", "tool_calls", "load", ...; the router knows two."""
-    return "length" if value == "length" else "stop"
+    """Servers say "stop", "length", "tool_calls", "load", ...; the router knows three."""
+    if value == "length" or value == "tool_calls":
+        return value
+    return "stop"
 
 
 def fail(

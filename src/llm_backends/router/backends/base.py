@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
@@ -10,7 +12,7 @@ import aiohttp
 
 from llm_backends.router.backends import _http
 from llm_backends.router.backends._http import DEFAULT_MAX_RESPONSE_BYTES
-from llm_backends.router.types import BackendConfig, Chunk, Completion, CompletionRequest
+from llm_backends.router.types import BackendConfig, Choice, Chunk, Completion, CompletionRequest
 
 
 class Backend(ABC):
@@ -23,6 +25,9 @@ class Backend(ABC):
 
     #: The `backend_type` value of the configs this class serves, e.g. "ollama".
     kind: ClassVar[str]
+    #: The optional features it honours (names in `router.capabilities`); a request needing
+    #: another is refused with a 400 before any call (`auto` skips to its next backend).
+    capabilities: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(
         self,
@@ -74,6 +79,15 @@ class Backend(ABC):
             hops,
         )
 
+    async def answer(self, config: BackendConfig, request: CompletionRequest) -> Completion:
+        """`complete`, with n > 1 served as n concurrent calls by a backend without `n`
+        (the router has already bounded n by MAX_FANOUT_CALLS)."""
+        if request.n <= 1 or "n" in self.capabilities:
+            return await self.complete(config, request)
+        single = dataclasses.replace(request, n=1)
+        answers = await asyncio.gather(*(self.complete(config, single) for _ in range(request.n)))
+        return merge_choices(answers)
+
     @abstractmethod
     async def complete(self, config: BackendConfig, request: CompletionRequest) -> Completion:
         """One whole answer, within `config.timeout_seconds`."""
@@ -84,3 +98,23 @@ class Backend(ABC):
 
         `config.timeout_seconds` bounds the wait for each chunk, not the whole stream.
         """
+
+
+def merge_choices(answers: list[Completion]) -> Completion:
+    """n single answers -> one answer with n choices; usage is summed (prompt counted once)."""
+    first = answers[0]
+    choices = tuple(
+        Choice(
+            index=index,
+            text=answer.text,
+            finish_reason=answer.finish_reason,
+            tool_calls=answer.tool_calls,
+            reasoning=answer.reasoning,
+            logprobs=answer.logprobs,
+        )
+        for index, answer in enumerate(answers)
+    )
+    counts = [a.completion_tokens for a in answers if a.completion_tokens is not None]
+    return dataclasses.replace(
+        first, completion_tokens=sum(counts) if counts else None, choices=choices
+    )

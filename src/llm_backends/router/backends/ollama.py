@@ -4,37 +4,56 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import aclosing
-from typing import Any
+from typing import Any, ClassVar
 
-from llm_backends.router.backends import _http
+from llm_backends.router import capabilities as cap
+from llm_backends.router.backends import _http, _ollama_wire
 from llm_backends.router.backends.base import Backend
-from llm_backends.router.types import BackendConfig, Chunk, Completion, CompletionRequest
+from llm_backends.router.types import (
+    BackendConfig,
+    Chunk,
+    Completion,
+    CompletionRequest,
+    ToolCallDelta,
+)
 
 
 class OllamaBackend(Backend):
     """Talks to `ollama serve` (default port 11434)."""
 
     kind = "ollama"
+    #: No tool_choice (a named one is honoured by sending only that tool), no n, no http
+    #: image URLs (Ollama takes base64 only), no logprobs in the versions this targets.
+    capabilities: ClassVar[frozenset[str]] = frozenset(
+        {cap.TOOLS, cap.RESPONSE_FORMAT, cap.IMAGES, cap.PROMPT_IMAGES, cap.THINK, cap.SUFFIX}
+    )
 
     async def complete(self, config: BackendConfig, request: CompletionRequest) -> Completion:
         url, payload = self._request(config, request, stream=False)
         body = await self.post_json(url, payload, config)
         data = _http.load_object(body, config, self.kind)
+        chat = request.is_chat
         try:
-            text = data["message"]["content"] if request.is_chat else data["response"]
+            message = data["message"] if chat else data
+            text = message["content"] if chat else data["response"]
             done = data["done"]
         except (KeyError, TypeError) as exc:
             raise _http.invalid(f"answer lacks {exc}", config, self.kind) from exc
         if done is not True or not isinstance(text, str):
             raise _http.invalid(f"not a finished answer: {body[:80]!r}", config, self.kind)
         eval_count = data.get("eval_count")
+        calls = _ollama_wire.tool_calls(message.get("tool_calls")) if chat else ()
+        thinking = message.get("thinking")
         return Completion(
             text=text,
-            finish_reason=_http.finish_reason(data.get("done_reason")),
+            finish_reason=_finish(data.get("done_reason"), bool(calls)),
             prompt_tokens=data.get("prompt_eval_count"),
             completion_tokens=eval_count,
             tokens_per_sec=_tokens_per_sec(eval_count, data.get("eval_duration")),
             backend_model=payload["model"],
+            tool_calls=calls,
+            reasoning=thinking if isinstance(thinking, str) and thinking else None,
+            logprobs=_ollama_wire.logprobs(data.get("logprobs")),
         )
 
     async def stream(
@@ -43,6 +62,7 @@ class OllamaBackend(Backend):
         url, payload = self._request(config, request, stream=True)
         chat = request.is_chat
         ended = False
+        calls_seen = 0
         lines = self.stream_lines(url, payload, config)
         async with aclosing(lines):
             async for line in lines:
@@ -51,23 +71,40 @@ class OllamaBackend(Backend):
                     continue
                 data = _http.load_object(line, config, self.kind)
                 try:
-                    text = data["message"]["content"] if chat else data["response"]
+                    message = data["message"] if chat else data
+                    text = message["content"] if chat else data["response"]
                     done = data["done"]
                 except (KeyError, TypeError) as exc:
                     raise _http.invalid(f"stream line lacks {exc}", config, self.kind) from exc
+                thinking = message.get("thinking") or None
+                deltas: tuple[ToolCallDelta, ...] = ()
+                if chat and message.get("tool_calls"):
+                    deltas = tuple(
+                        ToolCallDelta(calls_seen + i, call.id, call.name, call.arguments)
+                        for i, call in enumerate(_ollama_wire.tool_calls(message["tool_calls"]))
+                    )
+                    calls_seen += len(deltas)
                 if done is True:
                     ended = True
                     eval_count = data.get("eval_count")
                     yield Chunk(
                         text=text,
                         done=True,
-                        finish_reason=_http.finish_reason(data.get("done_reason")),
+                        finish_reason=_finish(data.get("done_reason"), calls_seen > 0),
                         prompt_tokens=data.get("prompt_eval_count"),
                         completion_tokens=eval_count,
                         tokens_per_sec=_tokens_per_sec(eval_count, data.get("eval_duration")),
+                        reasoning=thinking,
+                        tool_calls=deltas,
+                        logprobs=_ollama_wire.logprobs(data.get("logprobs")),
                     )
-                elif text:
-                    yield Chunk(text=text)
+                elif text or thinking or deltas:
+                    yield Chunk(
+                        text=text,
+                        reasoning=thinking,
+                        tool_calls=deltas,
+                        logprobs=_ollama_wire.logprobs(data.get("logprobs")),
+                    )
         if not ended:
             raise _http.invalid("stream ended before done: true", config, self.kind)
 
@@ -76,27 +113,15 @@ class OllamaBackend(Backend):
         config: BackendConfig, request: CompletionRequest, *, stream: bool
     ) -> tuple[str, dict[str, Any]]:
         """The URL and JSON body of one call."""
-        options: dict[str, Any] = {
-            "temperature": request.temperature,
-            "num_predict": request.max_tokens,
-        }
-        if request.stop:
-            options["stop"] = request.stop
-        payload: dict[str, Any] = {
-            "model": config.backend_model or config.model_name,
-            "stream": stream,
-            "options": options,
-        }
-        if request.messages is not None:
-            messages: list[Any] = request.messages
-            if request.system:
-                messages = [{"role": "system", "content": request.system}, *messages]
-            payload["messages"] = messages
-            return _http.join_url(config.endpoint_url, "/api/chat"), payload
-        payload["prompt"] = request.prompt
-        if request.system:
-            payload["system"] = request.system
-        return _http.join_url(config.endpoint_url, "/api/generate"), payload
+        payload = _ollama_wire.build_payload(config, request, stream=stream)
+        path = "/api/chat" if request.messages is not None else "/api/generate"
+        return _http.join_url(config.endpoint_url, path), payload
+
+
+def _finish(done_reason: object, called_tools: bool) -> Any:
+    """Ollama says "stop" after tool calls; OpenAI clients expect "tool_calls"."""
+    reason = _http.finish_reason(done_reason)
+    return "tool_calls" if called_tools and reason == "stop" else reason
 
 
 def _tokens_per_sec(eval_count: object, eval_duration_ns: object) -> float | None:

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import aclosing
-from typing import Any
+from typing import Any, ClassVar
 
-from llm_backends.router.backends import _http
+from llm_backends.router import capabilities as cap
+from llm_backends.router.backends import _http, _openai_wire
 from llm_backends.router.backends.base import Backend
 from llm_backends.router.types import (
     BackendConfig,
+    Choice,
     Chunk,
     Completion,
     CompletionRequest,
@@ -26,6 +28,22 @@ class OpenAIBackend(Backend):
     """Any OpenAI-compatible server; `endpoint_url` is its root, with or without `/v1`."""
 
     kind = "openai"
+    #: vLLM's set: everything is passed on, and what a server lacks it refuses itself.
+    capabilities: ClassVar[frozenset[str]] = frozenset(
+        {
+            cap.TOOLS,
+            cap.FORCED_TOOL_CHOICE,
+            cap.RESPONSE_FORMAT,
+            cap.IMAGES,
+            cap.IMAGE_URLS,
+            cap.THINK,
+            cap.SUFFIX,
+            cap.N,
+            cap.LOGPROBS,
+        }
+    )
+    #: How `think` is sent: OpenAI's `reasoning_effort`.
+    think_as: ClassVar[str] = "reasoning_effort"
 
     def model_field(self, config: BackendConfig) -> str | None:
         """The request's `model` value; None leaves the field out."""
@@ -35,23 +53,27 @@ class OpenAIBackend(Backend):
         url, payload = self._request(config, request, stream=False)
         body = await self.post_json(url, payload, config)
         data = _http.load_object(body, config, self.kind)
+        chat = request.is_chat
         try:
-            choice = data["choices"][0]
-            text = choice["message"]["content"] if request.is_chat else choice["text"]
+            choices = [_choice(raw, position, chat) for position, raw in enumerate(data["choices"])]
+            first = choices[0]
             usage = data.get("usage") or {}
             prompt_tokens = usage.get("prompt_tokens")
             completion_tokens = usage.get("completion_tokens")
         except (KeyError, IndexError, TypeError, AttributeError) as exc:
             raise _http.invalid(f"answer lacks {exc!r}", config, self.kind) from exc
-        if text is not None and not isinstance(text, str):
-            raise _http.invalid(f"text is {type(text).__name__}", config, self.kind)
+        except ValueError as exc:
+            raise _http.invalid(str(exc), config, self.kind) from exc
         return Completion(
-            # A chat answer of only tool calls (or nothing) has `content: null`.
-            text=text or "",
-            finish_reason=_http.finish_reason(choice.get("finish_reason")),
+            text=first.text,
+            finish_reason=first.finish_reason,
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
             backend_model=payload.get("model"),
+            tool_calls=first.tool_calls,
+            reasoning=first.reasoning,
+            logprobs=first.logprobs,
+            choices=tuple(choices) if len(choices) > 1 else (),
         )
 
     async def stream(
@@ -82,10 +104,10 @@ class OpenAIBackend(Backend):
                         completion_tokens=completion_tokens,
                     )
                     continue
-                text, reason, usage = self._event(value, chat, config)
-                if text:
-                    yield Chunk(text=text)
-                if reason:
+                chunk, reason, usage = self._event(value, chat, config)
+                if chunk is not None:
+                    yield chunk
+                if reason and (finish is None or finish == "stop"):
                     finish = _http.finish_reason(reason)
                 if usage:
                     prompt_tokens = usage.get("prompt_tokens")
@@ -104,8 +126,8 @@ class OpenAIBackend(Backend):
 
     def _event(
         self, value: bytes, chat: bool, config: BackendConfig
-    ) -> tuple[str | None, str | None, dict[str, Any] | None]:
-        """Text, finish_reason and usage of one stream event (each may be absent)."""
+    ) -> tuple[Chunk | None, str | None, dict[str, Any] | None]:
+        """The chunk (if it carries anything), finish_reason and usage of one stream event."""
         data = _http.load_object(value, config, self.kind)
         choices = data.get("choices")
         usage = data.get("usage")
@@ -118,40 +140,93 @@ class OpenAIBackend(Backend):
             return None, None, usage
         try:
             choice = choices[0]
-            text = (choice.get("delta") or {}).get("content") if chat else choice.get("text")
             reason = choice.get("finish_reason")
+            if chat:
+                delta = choice.get("delta") or {}
+                text = delta.get("content")
+                thinking = _openai_wire.reasoning(delta)
+                calls = _openai_wire.tool_call_deltas(delta.get("tool_calls"))
+            else:
+                text, thinking, calls = choice.get("text"), None, ()
+            logprobs = _openai_wire.logprobs(choice, chat)
+            index = choice.get("index") or 0
         except (KeyError, IndexError, TypeError, AttributeError) as exc:
             raise _http.invalid(f"bad stream event: {value[:80]!r}", config, self.kind) from exc
         if text is not None and not isinstance(text, str):
             raise _http.invalid(f"bad text in event: {value[:80]!r}", config, self.kind)
-        return text, reason, usage
+        if not (text or thinking or calls or logprobs):
+            return None, reason, usage
+        chunk = Chunk(
+            text=text or "",
+            reasoning=thinking,
+            tool_calls=calls,
+            logprobs=logprobs,
+            index=index if isinstance(index, int) else 0,
+        )
+        return chunk, reason, usage
 
     def _request(
         self, config: BackendConfig, request: CompletionRequest, *, stream: bool
     ) -> tuple[str, dict[str, Any]]:
         """The URL and JSON body of one call."""
+        root = config.endpoint_url.rstrip("/").removesuffix("/v1")
+        path = "/v1/chat/completions" if request.messages is not None else "/v1/completions"
+        passthrough = request.passthrough
+        model = self.model_field(config)
+        if passthrough is not None and passthrough.protocol == "openai" and self.forwards:
+            return root + path, _openai_wire.forwarded(
+                config, request, passthrough.body, model, stream
+            )
         payload: dict[str, Any] = {
-            "temperature": request.temperature,
-            "max_tokens": request.max_tokens,
+            "temperature": request.effective_temperature(config),
+            "max_tokens": request.effective_max_tokens(config),
             "stream": stream,
         }
-        model = self.model_field(config)
         if model is not None:
             payload["model"] = model
         if request.stop:
             payload["stop"] = request.stop
         if stream:
             payload["stream_options"] = {"include_usage": True}
-        root = config.endpoint_url.rstrip("/").removesuffix("/v1")
+        if request.rich:
+            _openai_wire.add_features(payload, request, think_as=self.think_as)
         if request.messages is not None:
             messages: list[Any] = request.messages
+            if request.rich:
+                messages = [_openai_wire.message(message) for message in messages]
             if request.system:
                 messages = [{"role": "system", "content": request.system}, *messages]
             payload["messages"] = messages
-            return root + "/v1/chat/completions", payload
+            return root + path, payload
         # The completions API has no system field: the instruction goes before the prompt.
         prompt = request.prompt
         if request.system:
             prompt = f"{request.system}\n\n{prompt}"
         payload["prompt"] = prompt
-        return root + "/v1/completions", payload
+        return root + path, payload
+
+    #: Whether an OpenAI client's own body is forwarded as it is (same protocol on both
+    #: sides). mlx_lm.server is a different server with its own limits: it is translated.
+    forwards: ClassVar[bool] = True
+
+
+def _choice(raw: dict[str, Any], position: int, chat: bool) -> Choice:
+    if chat:
+        message = raw["message"]
+        text = message.get("content")
+        calls = _openai_wire.tool_calls(message.get("tool_calls"))
+        thinking = _openai_wire.reasoning(message)
+    else:
+        text, calls, thinking = raw["text"], (), None
+    if text is not None and not isinstance(text, str):
+        raise ValueError(f"text is {type(text).__name__}")
+    index = raw.get("index")
+    return Choice(
+        index=index if isinstance(index, int) else position,
+        # A chat answer of only tool calls (or nothing) has `content: null`.
+        text=text or "",
+        finish_reason=_http.finish_reason(raw.get("finish_reason")),
+        tool_calls=calls,
+        reasoning=thinking,
+        logprobs=_openai_wire.logprobs(raw, chat),
+    )
