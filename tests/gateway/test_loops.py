@@ -3,9 +3,13 @@ refusal (508 Loop Detected in the client's protocol), never a recursion."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import httpx
 import pytest
 
 from llm_backends import hops
+from tests.fakes.served import serve_process
 from tests.gateway.conftest import GatewayServer
 from tests.gateway.test_metrics import samples
 
@@ -14,12 +18,7 @@ CHAT = {"messages": [{"role": "user", "content": "hi"}]}
 
 def requests_seen(gateway: GatewayServer) -> dict[str, float]:
     """status -> generation requests the gateway answered with it."""
-    counts: dict[str, float] = {}
-    for (name, labels), count in samples(gateway.metrics()).items():
-        if name == "llm_gateway_requests_total":
-            status = dict(labels)["status"]
-            counts[status] = counts.get(status, 0) + count
-    return counts
+    return _statuses(gateway.metrics())
 
 
 def loop_message(model: str, endpoint: str) -> str:
@@ -78,7 +77,6 @@ def test_the_default_ollama_pointing_at_the_gateway_is_named(
     assert f"hops: someone-else -> {hops.INSTANCE_ID}." in message
 
 
-@pytest.mark.xfail(strict=True, reason="hops reach the backends with fidelity's request model")
 def test_a_request_from_another_gateway_is_served(gateway: GatewayServer, fake_ollama) -> None:  # type: ignore[no-untyped-def]
     gateway.add("m", "ollama", fake_ollama.url)
     response = gateway.http().post(
@@ -130,3 +128,43 @@ def free_port_url() -> str:
     from tests.fakes.server import free_port
 
     return f"http://127.0.0.1:{free_port()}"
+
+
+def test_two_gateway_processes_pointing_at_each_other(tmp_path: Path) -> None:
+    """A -> B -> A: A refuses the second visit; each process is asked once per hop."""
+    token = "loop-test-token"
+    env = {"ADMIN_API_TOKEN": token, "OLLAMA_URL": "http://127.0.0.1:9"}
+    with (
+        serve_process({**env, "DATABASE_URL": f"sqlite:///{tmp_path / 'a.db'}"}) as a,
+        serve_process({**env, "DATABASE_URL": f"sqlite:///{tmp_path / 'b.db'}"}) as b,
+    ):
+        auth = {"Authorization": f"Bearer {token}"}
+        for here, there, kind in ((a, b, "openai"), (b, a, "ollama")):
+            created = httpx.post(
+                f"{here.url}/api/llm-backends",
+                json={"model_name": "m", "backend_type": kind, "endpoint_url": there.url},
+                headers=auth,
+            )
+            assert created.status_code == 201, created.text
+        response = httpx.post(
+            f"{a.url}/v1/chat/completions", json={"model": "m", **CHAT}, timeout=30
+        )
+        assert response.status_code == 508, response.text
+        message = response.json()["error"]["message"]
+        # The refusal (by A, on the second visit) names A's config and the path taken...
+        assert "already passed through this llm-backends gateway (instance " in message
+        assert f"(endpoint_url {b.url}) leads back to this gateway" in message
+        # ...and each gateway on the way names the endpoint it called.
+        assert f"endpoint='{a.url}'" in message and f"endpoint='{b.url}'" in message
+        counts_a = _statuses(httpx.get(f"{a.url}/metrics").text)
+        counts_b = _statuses(httpx.get(f"{b.url}/metrics").text)
+        assert (counts_a, counts_b) == ({"508": 2}, {"508": 1})
+
+
+def _statuses(text: str) -> dict[str, float]:
+    counts: dict[str, float] = {}
+    for (name, labels), count in samples(text).items():
+        if name == "llm_gateway_requests_total":
+            status = dict(labels)["status"]
+            counts[status] = counts.get(status, 0) + count
+    return counts

@@ -132,8 +132,8 @@ async def handle(request: Request, endpoint: Endpoint) -> Response:
         return json_response(endpoint.loaded(call))
     try:
         if call.stream:
-            return await _stream(request, gateway, endpoint, call, started)
-        return await _complete(request, gateway, endpoint, call, started)
+            return await _stream(request, gateway, endpoint, call, started, seen)
+        return await _complete(request, gateway, endpoint, call, started, seen)
     except ClientDisconnected:
         gateway.metrics.request(protocol, call.model, "", str(CLIENT_CLOSED), None)
         return Response(status_code=CLIENT_CLOSED)
@@ -146,14 +146,19 @@ async def handle(request: Request, endpoint: Endpoint) -> Response:
 
 
 async def _complete(
-    request: Request, gateway: Gateway, endpoint: Endpoint, call: RouterCall, started: float
+    request: Request,
+    gateway: Gateway,
+    endpoint: Endpoint,
+    call: RouterCall,
+    started: float,
+    seen: tuple[str, ...],
 ) -> Response:
     protocol = endpoint.protocol
     waited = 0.0
     async with CancelOnDisconnect(request.receive):
         calling = time.perf_counter()
         try:
-            result = await route(gateway.router, call)
+            result = await route(gateway.router, call, seen)
         except LLMRouterError as error:
             waited = time.perf_counter() - calling
             gateway.metrics.routed_error(call.model, error)
@@ -171,12 +176,17 @@ async def _complete(
 
 
 async def _stream(
-    request: Request, gateway: Gateway, endpoint: Endpoint, call: RouterCall, started: float
+    request: Request,
+    gateway: Gateway,
+    endpoint: Endpoint,
+    call: RouterCall,
+    started: float,
+    seen: tuple[str, ...],
 ) -> Response:
     """Pull the first chunk before answering: fallback stays invisible, an early failure
     gets a real status, and the headers can name the backend."""
     protocol = endpoint.protocol
-    routed = open_stream(gateway.router, call)
+    routed = open_stream(gateway.router, call, seen)
     calling = time.perf_counter()
     opened = False
     try:
@@ -225,10 +235,12 @@ def _failed(
     return error_response(protocol, error, elapsed - waited)
 
 
-async def route(router: LLMRouter, call: RouterCall) -> Result:
+async def route(router: LLMRouter, call: RouterCall, seen: tuple[str, ...] = ()) -> Result:
+    """`seen`: the gateways the request already passed through (sent on, see hops)."""
+    extra = {"hops": seen} if seen else {}
     if call.messages is not None:
         return await router.chat_result(
-            call.model, call.messages, call.temperature, call.max_tokens, stop=call.stop
+            call.model, call.messages, call.temperature, call.max_tokens, stop=call.stop, **extra
         )
     return await router.generate_result(
         call.model,
@@ -237,13 +249,15 @@ async def route(router: LLMRouter, call: RouterCall) -> Result:
         call.max_tokens,
         system=call.system,
         stop=call.stop,
+        **extra,
     )
 
 
-def open_stream(router: LLMRouter, call: RouterCall) -> RoutedStream:
+def open_stream(router: LLMRouter, call: RouterCall, seen: tuple[str, ...] = ()) -> RoutedStream:
+    extra = {"hops": seen} if seen else {}
     if call.messages is not None:
         return router.stream_chat_chunks(
-            call.model, call.messages, call.temperature, call.max_tokens, stop=call.stop
+            call.model, call.messages, call.temperature, call.max_tokens, stop=call.stop, **extra
         )
     return router.stream_chunks(
         call.model,
@@ -252,4 +266,5 @@ def open_stream(router: LLMRouter, call: RouterCall) -> RoutedStream:
         call.max_tokens,
         system=call.system,
         stop=call.stop,
+        **extra,
     )

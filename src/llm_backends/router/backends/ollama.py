@@ -30,7 +30,7 @@ class OllamaBackend(Backend):
 
     async def complete(self, config: BackendConfig, request: CompletionRequest) -> Completion:
         url, payload = self._request(config, request, stream=False)
-        body = await self.post_json(url, payload, config)
+        body = await self.post_json(url, payload, config, request.hops)
         data = _http.load_object(body, config, self.kind)
         chat = request.is_chat
         try:
@@ -63,7 +63,7 @@ class OllamaBackend(Backend):
         chat = request.is_chat
         ended = False
         calls_seen = 0
-        lines = self.stream_lines(url, payload, config)
+        lines = self.stream_lines(url, payload, config, request.hops)
         async with aclosing(lines):
             async for line in lines:
                 # After the done line, read on to the end only so the connection is reused.

@@ -51,7 +51,7 @@ class OpenAIBackend(Backend):
 
     async def complete(self, config: BackendConfig, request: CompletionRequest) -> Completion:
         url, payload = self._request(config, request, stream=False)
-        body = await self.post_json(url, payload, config)
+        body = await self.post_json(url, payload, config, request.hops)
         data = _http.load_object(body, config, self.kind)
         chat = request.is_chat
         try:
@@ -85,7 +85,7 @@ class OpenAIBackend(Backend):
         finish: FinishReason | None = None
         prompt_tokens: int | None = None
         completion_tokens: int | None = None
-        lines = self.stream_lines(url, payload, config)
+        lines = self.stream_lines(url, payload, config, request.hops)
         async with aclosing(lines):
             async for line in lines:
                 # SSE: blank lines end events, ":" lines are comments (": keepalive"), and
