@@ -24,7 +24,13 @@ from starlette.responses import Response
 
 from llm_backends import hops
 from llm_backends.gateway.disconnect import CancelOnDisconnect, ClientDisconnected
-from llm_backends.gateway.errors import GatewayError, Protocol, error_body, from_router_error
+from llm_backends.gateway.errors import (
+    DEFAULT_ROUTE_HEADER,
+    GatewayError,
+    Protocol,
+    error_body,
+    from_router_error,
+)
 from llm_backends.gateway.loop_guard import loop_refusal
 from llm_backends.gateway.service import Gateway
 from llm_backends.gateway.streaming import (
@@ -166,6 +172,8 @@ async def _complete(
         waited = time.perf_counter() - calling
     body = orjson.dumps(endpoint.render(call, result, time.perf_counter() - started))
     headers = {"x-llm-backend": result.backend}
+    if not gateway.router.has_config(call.model):
+        headers[DEFAULT_ROUTE_HEADER] = "true"
     if result.fallback_from:
         headers["x-llm-fallback-from"] = result.fallback_from
         gateway.metrics.fallback(call.model, result.fallback_from, result.backend)
@@ -203,6 +211,8 @@ async def _stream(
     waited = time.perf_counter() - calling
     backend = routed.backend or ""
     headers = {"x-llm-backend": backend, **STREAM_HEADERS}
+    if not gateway.router.has_config(call.model):
+        headers[DEFAULT_ROUTE_HEADER] = "true"
     if routed.fallback_from:
         headers["x-llm-fallback-from"] = routed.fallback_from
         gateway.metrics.fallback(call.model, routed.fallback_from, backend)

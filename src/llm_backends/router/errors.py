@@ -10,6 +10,8 @@ class LLMRouterError(Exception):
     http_status: int = 502
     #: The backend that failed first when this error ended a fallback (auto), else None.
     fallback_from: str | None = None
+    #: True when the model had no enabled config and the default Ollama was used.
+    default_route: bool = False
 
     def __init__(
         self,
