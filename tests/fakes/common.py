@@ -73,6 +73,10 @@ class Behaviour:
     error_after: int | None = None
     #: Models listed by /api/tags or /v1/models.
     models: list[str] = field(default_factory=lambda: ["llama3.2:latest", "phi3:mini"])
+    #: Answer with these tool calls ({"name", "arguments": {...}}) when the request has tools.
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    #: Reasoning text sent (Ollama `thinking`, OpenAI `reasoning_content`) when asked to think.
+    thinking: str = "Let me think."
     #: Answer 404 like the real server for a requested model that is not in `models`.
     enforce_models: bool = False
 

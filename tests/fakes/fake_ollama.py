@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from tests.fakes import fake_features as features
 from tests.fakes.common import (
     Behaviour,
     FakeState,
@@ -83,9 +84,13 @@ def create_app(state: FakeState[OllamaBehaviour]) -> Starlette:
                 body = json_line({"error": padded(behaviour.error, behaviour.huge)})
                 return huge_error(state, behaviour.status, body, headers)  # type: ignore[return-value]
             return _error(behaviour.status, behaviour.error, headers)
+        refusal = features.refusal(body)
+        if refusal:
+            return _error(400, refusal)
+        extras = features.ollama_extras(behaviour, body, chat)
         if body.get("stream", True):
-            return _stream(state, behaviour, model, chat)
-        return _whole(state, behaviour, model, chat)
+            return _stream(state, behaviour, model, chat, extras)
+        return _whole(state, behaviour, model, chat, extras)
 
     return Starlette(
         routes=[
@@ -140,11 +145,17 @@ def _final(behaviour: OllamaBehaviour, model: str, text: str, chat: bool) -> dic
 
 
 def _whole(
-    state: FakeState[OllamaBehaviour], behaviour: OllamaBehaviour, model: str, chat: bool
+    state: FakeState[OllamaBehaviour],
+    behaviour: OllamaBehaviour,
+    model: str,
+    chat: bool,
+    extras: features.OllamaExtras,
 ) -> Response:
     if behaviour.garbage:
         return Response(b"<html>502 Bad Gateway</html>", media_type="application/json")
-    body = json_line(_final(behaviour, model, padded(behaviour.reply, behaviour.huge), chat))
+    final = _final(behaviour, model, padded(behaviour.reply, behaviour.huge), chat)
+    features.add_to_ollama_answer(final, extras, chat)
+    body = json_line(final)
     paced = paced_whole(state, behaviour, body)
     if paced is not None:
         return paced  # type: ignore[return-value]
@@ -156,7 +167,11 @@ def _whole(
 
 
 def _stream(
-    state: FakeState[OllamaBehaviour], behaviour: OllamaBehaviour, model: str, chat: bool
+    state: FakeState[OllamaBehaviour],
+    behaviour: OllamaBehaviour,
+    model: str,
+    chat: bool,
+    extras: features.OllamaExtras,
 ) -> Response:
     if behaviour.garbage:
         return Response(b"this is not json\n", media_type=NDJSON)
@@ -167,14 +182,18 @@ def _stream(
             line["done"] = False
         return json_line(line)
 
+    # Like Ollama: the reasoning streams first, tool calls come whole in a line of their own.
+    head = [json_line(line) for line in features.ollama_head_lines(extras, model, chat, _now())]
+    tail = [json_line(line) for line in features.ollama_call_lines(extras, model, chat, _now())]
+    tail.append(json_line(_final(behaviour, model, "", chat)))
     return StreamingResponse(
         scripted_stream(
             state,
             behaviour,
-            head=[],
+            head=head,
             piece=piece,
             error=json_line({"error": behaviour.error}),
-            tail=[json_line(_final(behaviour, model, "", chat))],
+            tail=tail,
         ),
         media_type=NDJSON,
     )

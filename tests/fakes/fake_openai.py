@@ -25,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from tests.fakes import fake_features as features
 from tests.fakes.common import (
     Behaviour,
     FakeState,
@@ -53,6 +54,9 @@ class OpenAIBehaviour(Behaviour):
     include_usage: bool = True
     #: End streams with `data: [DONE]`.
     send_done: bool = True
+    #: Which server's feature behaviour: "vllm" (n, logprobs, reasoning_content, `tools: []`
+    #: is a 400) or "mlx" (mlx_lm.server: ignores n, reasoning in `reasoning`, text parts only).
+    flavour: Literal["vllm", "mlx"] = "vllm"
 
 
 def create_app(state: FakeState[OpenAIBehaviour]) -> Starlette:
@@ -98,11 +102,14 @@ def create_app(state: FakeState[OpenAIBehaviour]) -> Starlette:
                 body = orjson.dumps(_error_body(style, behaviour.status, message))
                 return huge_error(state, behaviour.status, body, headers)  # type: ignore[return-value]
             return _error(style, behaviour.status, behaviour.error, headers)
+        refusal = features.openai_refusal(body, behaviour.flavour)
+        if refusal:
+            return _error(style, 400, refusal)
         if body.get("stream"):
             options = body.get("stream_options") or {}
             usage = bool(options.get("include_usage")) and behaviour.include_usage
-            return _stream(state, behaviour, model, chat, usage)
-        return _whole(state, behaviour, model, chat)
+            return _stream(state, behaviour, model, chat, usage, body)
+        return _whole(state, behaviour, model, chat, body)
 
     return Starlette(
         routes=[
@@ -148,24 +155,39 @@ def _envelope(model: str, chat: bool, stream: bool) -> dict[str, Any]:
 
 
 def _whole(
-    state: FakeState[OpenAIBehaviour], behaviour: OpenAIBehaviour, model: str, chat: bool
+    state: FakeState[OpenAIBehaviour],
+    behaviour: OpenAIBehaviour,
+    model: str,
+    chat: bool,
+    request: dict[str, Any],
 ) -> Response:
     if behaviour.garbage:
         return Response(b"<html>502 Bad Gateway</html>", media_type="application/json")
-    choice: dict[str, Any] = {
-        "index": 0,
-        "logprobs": None,
-        "finish_reason": behaviour.finish_reason,
-    }
-    reply = padded(behaviour.reply, behaviour.huge)
-    if chat:
-        choice["message"] = {"role": "assistant", "content": reply}
-    else:
-        choice["text"] = reply
+    flavour = behaviour.flavour
+    calls = features.calls_for(behaviour, request) if chat else []
+    thinking = features.reasoning_for(behaviour, request, flavour) if chat else None
+    choices = []
+    for index in range(features.choices_wanted(request, flavour)):
+        reply = padded(behaviour.reply, behaviour.huge) + (f" #{index}" if index else "")
+        choice: dict[str, Any] = {
+            "index": index,
+            "logprobs": features.logprobs_for(reply, request, chat),
+            "finish_reason": "tool_calls" if calls else behaviour.finish_reason,
+        }
+        if chat:
+            message: dict[str, Any] = {"role": "assistant", "content": None if calls else reply}
+            if calls:
+                message["tool_calls"] = features.openai_calls(calls)
+            if thinking:
+                message[features.reasoning_key(flavour)] = thinking
+            choice["message"] = message
+        else:
+            choice["text"] = reply
+        choices.append(choice)
     data = _envelope(model, chat, stream=False)
     data["usage"] = _usage(behaviour)
     if not behaviour.missing_fields:
-        data["choices"] = [choice]
+        data["choices"] = choices
     body = JSONResponse(data).body
     paced = paced_whole(state, behaviour, bytes(body))
     if paced is not None:
@@ -183,10 +205,14 @@ def _stream(
     model: str,
     chat: bool,
     usage: bool,
+    request: dict[str, Any],
 ) -> Response:
     if behaviour.garbage:
         return Response(b"data: {this is not json\n\n", media_type=SSE)
     envelope = _envelope(model, chat, stream=True)
+    flavour = behaviour.flavour
+    calls = features.calls_for(behaviour, request) if chat else []
+    thinking = features.reasoning_for(behaviour, request, flavour) if chat else None
 
     def event(choice: dict[str, Any] | None) -> bytes:
         if behaviour.missing_fields:
@@ -194,16 +220,28 @@ def _stream(
         return sse_event({**envelope, "choices": [] if choice is None else [choice]})
 
     def piece(text: str) -> bytes:
+        logprobs = features.logprobs_for(text, request, chat)
         if chat:
-            return event({"index": 0, "delta": {"content": text}, "finish_reason": None})
-        return event({"index": 0, "text": text, "logprobs": None, "finish_reason": None})
+            delta = {"content": text}
+            return event({"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": None})
+        return event({"index": 0, "text": text, "logprobs": logprobs, "finish_reason": None})
 
     head = [b": keepalive %d/%d\n\n" % (i, behaviour.keepalive) for i in range(behaviour.keepalive)]
     if chat:
         head.append(event({"index": 0, "delta": {"role": "assistant", "content": ""}}))
-    final: dict[str, Any] = {"index": 0, "finish_reason": behaviour.finish_reason}
+    if thinking:
+        delta = {features.reasoning_key(flavour): thinking}
+        head.append(event({"index": 0, "delta": delta, "finish_reason": None}))
+    final: dict[str, Any] = {
+        "index": 0,
+        "finish_reason": "tool_calls" if calls else behaviour.finish_reason,
+    }
     final.update({"delta": {}} if chat else {"text": "", "logprobs": None})
-    tail = [event(final)]
+    tail = [
+        event({"index": 0, "delta": {"tool_calls": [d]}, "finish_reason": None})
+        for d in features.call_deltas(calls)
+    ]
+    tail.append(event(final))
     if usage:
         tail.append(sse_event({**envelope, "choices": [], "usage": _usage(behaviour)}))
     if behaviour.send_done:

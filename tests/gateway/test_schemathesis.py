@@ -7,9 +7,16 @@ from __future__ import annotations
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from tests.fakes.common import FakeServer
 from tests.gateway.conftest import GatewayServer
+
+#: Generation bodies whose features a backend may not honour (tool_choice "required", logprobs
+#: or http image URLs to Ollama ...): a schema-valid body can get the router's 400 naming the
+#: field and the backend, so "valid data is accepted" does not apply there; every other check
+#: (no 5xx, answers match their schema) does.
+CAPABILITY_DEPENDENT = {"/v1/chat/completions", "/v1/completions", "/api/generate", "/api/chat"}
 
 GATEWAY_PATHS = (
     "/v1/chat/completions",
@@ -37,6 +44,9 @@ def test_gateway_operation_never_fails_and_matches_its_schema(
     @given(case=operation.as_strategy())
     @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
     def check(case: schemathesis.Case) -> None:
-        case.call_and_validate()
+        if path in CAPABILITY_DEPENDENT:
+            case.call_and_validate(excluded_checks=[positive_data_acceptance])
+        else:
+            case.call_and_validate()
 
     check()

@@ -21,19 +21,23 @@ from llm_backends.gateway.schemas import (
     parse,
 )
 from llm_backends.gateway.streaming import OllamaEncoder, OpenAIEncoder
-from llm_backends.gateway.translate import (
-    RouterCall,
+from llm_backends.gateway.translate import RouterCall, ollama_stats, usage
+from llm_backends.gateway.translate_ollama import (
     ollama_chat_call,
     ollama_generate_call,
     ollama_response,
-    ollama_stats,
+)
+from llm_backends.gateway.translate_openai import (
     openai_chat_call,
     openai_chat_response,
     openai_completion_call,
-    usage,
 )
 from llm_backends.router.errors import BackendTimeout, ModelNotFound
-from llm_backends.router.types import Chunk, Result
+from llm_backends.router.types import Chunk, CompletionRequest, Result
+
+
+def chat_call(raw: bytes) -> RouterCall:
+    return openai_chat_call(parse(OpenAIChatRequest, raw), raw)
 
 
 def result(**fields: object) -> Result:
@@ -82,20 +86,27 @@ def test_openai_chat_request_to_router_call() -> None:
             }
         ),
     )
-    call = openai_chat_call(body)
+    call = openai_chat_call(body, b"{}")
+    request = call.request
     assert call.messages == [
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": "ab"},
         {"role": "assistant", "content": ""},
     ]
-    assert (call.temperature, call.max_tokens, call.stop) == (0, 20, ["END"])
+    assert (request.temperature, request.max_tokens, request.stop) == (0, 20, ["END"])
+    assert request.sampling is not None and request.sampling.top_p == 0.9
     assert call.stream and call.include_usage and call.is_chat
 
 
 def test_openai_completion_prompt_list_of_one() -> None:
     body = parse(OpenAICompletionRequest, b'{"model": "m", "prompt": ["once"], "stop": []}')
-    call = openai_completion_call(body)
-    assert (call.prompt, call.stop, call.stream, call.is_chat) == ("once", None, False, False)
+    call = openai_completion_call(body, b"{}")
+    assert (call.prompt, call.request.stop, call.stream, call.is_chat) == (
+        "once",
+        None,
+        False,
+        False,
+    )
 
 
 def test_ollama_requests_to_router_calls() -> None:
@@ -104,11 +115,14 @@ def test_ollama_requests_to_router_calls() -> None:
             OllamaGenerateRequest,
             b'{"model": "m", "prompt": "hi", "system": "S", "suffix": "", "keep_alive": "5m",'
             b' "options": {"temperature": 0.5, "num_predict": -1, "stop": ["x"], "top_k": 3}}',
-        )
+        ),
+        b"{}",
     )
-    assert (generate.prompt, generate.system, generate.temperature) == ("hi", "S", 0.5)
-    assert generate.max_tokens is None  # -1: the config's max_tokens
-    assert generate.stop == ["x"]
+    request = generate.request
+    assert (generate.prompt, request.system, request.temperature) == ("hi", "S", 0.5)
+    assert request.max_tokens is None  # -1: the config's max_tokens
+    assert request.stop == ["x"]
+    assert request.keep_alive == "5m" and request.sampling and request.sampling.top_k == 3
     assert generate.stream  # Ollama's default
     assert not generate.load_only
 
@@ -117,15 +131,19 @@ def test_ollama_requests_to_router_calls() -> None:
             OllamaChatRequest,
             b'{"model": "m", "stream": false, "tools": [],'
             b' "messages": [{"role": "user", "content": "hi"}], "options": {"num_predict": 3}}',
-        )
+        ),
+        b"{}",
     )
     assert chat.messages == [{"role": "user", "content": "hi"}]
-    assert (chat.max_tokens, chat.stream) == (3, False)
+    assert (chat.request.max_tokens, chat.stream) == (3, False)
+    assert not chat.request.rich  # tools: [] is no tools
 
 
 def test_empty_ollama_prompt_is_a_load_request() -> None:
-    assert ollama_generate_call(parse(OllamaGenerateRequest, b'{"model": "m"}')).load_only
-    assert ollama_chat_call(parse(OllamaChatRequest, b'{"model": "m", "messages": []}')).load_only
+    raw = b'{"model": "m"}'
+    assert ollama_generate_call(parse(OllamaGenerateRequest, raw), raw).load_only
+    raw = b'{"model": "m", "messages": []}'
+    assert ollama_chat_call(parse(OllamaChatRequest, raw), raw).load_only
 
 
 @pytest.mark.parametrize(
@@ -133,6 +151,10 @@ def test_empty_ollama_prompt_is_a_load_request() -> None:
     [
         (
             b'{"model": "m", "messages": [{"role": "user", "content": [{"type": "image_url"}]}]}',
+            "messages.0.content.0.image_url.url",
+        ),
+        (
+            b'{"model": "m", "messages": [{"role": "user", "content": [{"type": "audio"}]}]}',
             "messages.0.content.0.type",
         ),
         (b'{"model": "m", "messages": [{"role": "user", "content": 5}]}', "messages.0.content"),
@@ -141,7 +163,7 @@ def test_empty_ollama_prompt_is_a_load_request() -> None:
 )
 def test_bad_fields_are_named_without_pydantic_union_tags(raw: bytes, param: str) -> None:
     with pytest.raises(GatewayError) as raised:
-        parse(OpenAIChatRequest, raw)
+        chat_call(raw)
     assert raised.value.status == 400
     assert raised.value.param == param
     assert f"{param}: " in raised.value.message
@@ -162,7 +184,7 @@ def test_strict_types_refuse_strings_for_numbers_and_booleans() -> None:
 
 
 def test_result_to_openai_chat_completion() -> None:
-    call = RouterCall(model="m", messages=[{"role": "user", "content": "q"}])
+    call = RouterCall("m", CompletionRequest(messages=[{"role": "user", "content": "q"}]))
     data = openai_chat_response(call, result())
     assert data["object"] == "chat.completion" and data["id"].startswith("chatcmpl-")
     assert data["choices"] == [
@@ -182,7 +204,7 @@ def test_usage_is_null_only_when_nothing_was_counted() -> None:
 
 
 def test_result_to_ollama_generate_answer() -> None:
-    call = RouterCall(model="m", prompt="q")
+    call = RouterCall("m", CompletionRequest(prompt="q"))
     data = ollama_response(call, result(), total_seconds=0.5)
     assert data["response"] == "Paris" and "message" not in data
     assert (data["done"], data["done_reason"]) == (True, "length")
@@ -201,7 +223,9 @@ def test_ollama_stats_without_counts_or_speed() -> None:
 
 
 def test_openai_encoder_chat_events() -> None:
-    encoder = OpenAIEncoder(RouterCall(model="m", messages=[], stream=True, include_usage=True))
+    encoder = OpenAIEncoder(
+        RouterCall("m", CompletionRequest(messages=[]), stream=True, include_usage=True)
+    )
     events = [
         encoder.chunk(Chunk("Hel")),
         encoder.chunk(Chunk("lo")),
@@ -225,7 +249,7 @@ def test_openai_encoder_chat_events() -> None:
 
 
 def test_ollama_encoder_lines() -> None:
-    encoder = OllamaEncoder(RouterCall(model="m", messages=[]), started=0.0)
+    encoder = OllamaEncoder(RouterCall("m", CompletionRequest(messages=[])), started=0.0)
     first = orjson.loads(encoder.chunk(Chunk("Hi")))
     assert first["message"] == {"role": "assistant", "content": "Hi"} and first["done"] is False
     last = orjson.loads(

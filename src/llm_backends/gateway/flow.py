@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -44,13 +44,15 @@ from llm_backends.gateway.translate import RouterCall
 from llm_backends.router.core import LLMRouter
 from llm_backends.router.errors import LLMRouterError
 from llm_backends.router.streaming import RoutedStream
-from llm_backends.router.types import Result
+from llm_backends.router.types import CompletionRequest, Result
 
 log = structlog.get_logger("llm_backends.gateway")
 
 JSON = "application/json"
 #: nginx's "client closed request": what the metrics say about an abandoned request.
 CLIENT_CLOSED = 499
+#: Says the request asked for more tokens than the config's max_tokens, and was sent with it.
+CAPPED_HEADER = "x-llm-max-tokens-capped"
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +174,8 @@ async def _complete(
         waited = time.perf_counter() - calling
     body = orjson.dumps(endpoint.render(call, result, time.perf_counter() - started))
     headers = {"x-llm-backend": result.backend}
+    if result.max_tokens_capped is not None:
+        headers[CAPPED_HEADER] = str(result.max_tokens_capped)
     if not gateway.router.has_config(call.model):
         headers[DEFAULT_ROUTE_HEADER] = "true"
     if result.fallback_from:
@@ -211,6 +215,8 @@ async def _stream(
     waited = time.perf_counter() - calling
     backend = routed.backend or ""
     headers = {"x-llm-backend": backend, **STREAM_HEADERS}
+    if routed.max_tokens_capped is not None:
+        headers[CAPPED_HEADER] = str(routed.max_tokens_capped)
     if not gateway.router.has_config(call.model):
         headers[DEFAULT_ROUTE_HEADER] = "true"
     if routed.fallback_from:
@@ -247,34 +253,12 @@ def _failed(
 
 async def route(router: LLMRouter, call: RouterCall, seen: tuple[str, ...] = ()) -> Result:
     """`seen`: the gateways the request already passed through (sent on, see hops)."""
-    extra = {"hops": seen} if seen else {}
-    if call.messages is not None:
-        return await router.chat_result(
-            call.model, call.messages, call.temperature, call.max_tokens, stop=call.stop, **extra
-        )
-    return await router.generate_result(
-        call.model,
-        call.prompt or "",
-        call.temperature,
-        call.max_tokens,
-        system=call.system,
-        stop=call.stop,
-        **extra,
-    )
+    return await router.complete(call.model, _with_hops(call.request, seen))
 
 
 def open_stream(router: LLMRouter, call: RouterCall, seen: tuple[str, ...] = ()) -> RoutedStream:
-    extra = {"hops": seen} if seen else {}
-    if call.messages is not None:
-        return router.stream_chat_chunks(
-            call.model, call.messages, call.temperature, call.max_tokens, stop=call.stop, **extra
-        )
-    return router.stream_chunks(
-        call.model,
-        call.prompt or "",
-        call.temperature,
-        call.max_tokens,
-        system=call.system,
-        stop=call.stop,
-        **extra,
-    )
+    return router.stream_request(call.model, _with_hops(call.request, seen))
+
+
+def _with_hops(request: CompletionRequest, seen: tuple[str, ...]) -> CompletionRequest:
+    return replace(request, hops=seen) if seen else request

@@ -22,8 +22,8 @@ from llm_backends.gateway.schemas import (
     parse,
 )
 from llm_backends.gateway.streaming import NDJSON, OllamaEncoder
-from llm_backends.gateway.translate import (
-    RouterCall,
+from llm_backends.gateway.translate import RouterCall
+from llm_backends.gateway.translate_ollama import (
     ollama_chat_call,
     ollama_generate_call,
     ollama_loaded,
@@ -35,11 +35,11 @@ router = APIRouter(prefix="/api", tags=["gateway: Ollama"])
 
 
 def _parse_generate(raw: bytes) -> RouterCall:
-    return ollama_generate_call(parse(OllamaGenerateRequest, raw))
+    return ollama_generate_call(parse(OllamaGenerateRequest, raw), raw)
 
 
 def _parse_chat(raw: bytes) -> RouterCall:
-    return ollama_chat_call(parse(OllamaChatRequest, raw))
+    return ollama_chat_call(parse(OllamaChatRequest, raw), raw)
 
 
 def _render(call: RouterCall, result: Result, elapsed: float) -> dict[str, Any]:

@@ -12,8 +12,8 @@ from llm_backends.gateway.errors import Protocol
 from llm_backends.gateway.flow import Endpoint, handle
 from llm_backends.gateway.schemas import OpenAIChatRequest, OpenAICompletionRequest, parse
 from llm_backends.gateway.streaming import SSE, OpenAIEncoder
-from llm_backends.gateway.translate import (
-    RouterCall,
+from llm_backends.gateway.translate import RouterCall
+from llm_backends.gateway.translate_openai import (
     openai_chat_call,
     openai_chat_response,
     openai_completion_call,
@@ -25,11 +25,11 @@ router = APIRouter(prefix="/v1", tags=["gateway: OpenAI"])
 
 
 def _parse_chat(raw: bytes) -> RouterCall:
-    return openai_chat_call(parse(OpenAIChatRequest, raw))
+    return openai_chat_call(parse(OpenAIChatRequest, raw), raw)
 
 
 def _parse_completion(raw: bytes) -> RouterCall:
-    return openai_completion_call(parse(OpenAICompletionRequest, raw))
+    return openai_completion_call(parse(OpenAICompletionRequest, raw), raw)
 
 
 def _render_chat(call: RouterCall, result: Result, _elapsed: float) -> dict[str, Any]:

@@ -1,16 +1,24 @@
 """Request bodies of the gateway, validated straight from the raw bytes.
 
-The models are strict (no "true" for true, no "1" for 1) and ignore unknown fields, because
-real clients send many options this gateway has no use for (top_p, seed, keep_alive, ...).
-What it cannot honour (tools, images, structured output, n > 1) is refused with a 400 naming
-the field, never silently dropped: the JSON schema says so too, so schemathesis agrees.
+The models are strict (no "true" for true, no "1" for 1) and ignore unknown fields here
+(a backend of the client's own protocol still receives them: the raw body is forwarded).
+What a backend cannot honour is refused by the router (router.capabilities) with a 400
+naming the field and the backend; what no backend can take (`functions`, `echo`) is refused
+here, and the JSON schema says so too, so schemathesis agrees.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+)
 
 from llm_backends.admin.schemas import ModelName
 from llm_backends.gateway.errors import GatewayError, bad_request
@@ -46,44 +54,79 @@ class Body(BaseModel):
 
 # -- OpenAI -----------------------------------------------------------------------------
 
-
-class TextPart(Body):
-    type: Literal["text"]
-    text: str
-
-
-class OpenAIMessage(Body):
-    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
-    content: str | list[TextPart] | None = None
+#: Messages stay plain JSON objects here: router.messages checks and converts them (both
+#: protocols' shapes), naming the bad field; a schema per part would cost the plain path.
+_MESSAGE_SCHEMA = {
+    "type": "object",
+    "required": ["role"],
+    "properties": {
+        "role": {"enum": ["system", "developer", "user", "assistant", "tool"]},
+        "content": {
+            "anyOf": [
+                {"type": "string"},
+                {"type": "null"},
+                {"type": "array", "items": {"type": "object"}},
+            ]
+        },
+        "images": {"type": "array", "items": {"type": "string"}},
+        "tool_calls": {"type": "array", "items": {"type": "object"}},
+        "tool_call_id": {"type": "string"},
+        "tool_name": {"type": "string"},
+    },
+}
+Messages = Annotated[
+    list[dict[str, Any]],
+    Field(min_length=1),
+    WithJsonSchema({"type": "array", "minItems": 1, "items": _MESSAGE_SCHEMA}),
+]
+Objects = list[dict[str, Any]]
+Penalty = Annotated[float, Field(ge=-2.0, le=2.0)]
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+Seed = Annotated[int, Integral]
+Count = Annotated[int, Field(ge=1, le=128), Integral]
+TopLogprobs = Annotated[int, Field(ge=0, le=20), Integral]
+TopK = Annotated[int, Field(ge=-1), Integral]
 
 
 class StreamOptions(Body):
     include_usage: bool | None = None
 
 
-class ResponseFormat(Body):
-    type: Literal["text"]
+class Sampling(Body):
+    """Sampling fields both OpenAI bodies share (vLLM's extras included)."""
+
+    top_p: Probability | None = None
+    top_k: TopK | None = None
+    min_p: Probability | None = None
+    seed: Seed | None = None
+    presence_penalty: Penalty | None = None
+    frequency_penalty: Penalty | None = None
+    repetition_penalty: Annotated[float, Field(gt=0.0)] | None = None
 
 
-class OpenAIChatRequest(Body):
+class OpenAIChatRequest(Sampling):
     """`POST /v1/chat/completions`."""
 
     model: ModelName
-    messages: Annotated[list[OpenAIMessage], Field(min_length=1)]
+    messages: Messages
     stream: bool | None = None
     stream_options: StreamOptions | None = None
     temperature: Temperature | None = None
     max_tokens: MaxTokens | None = None
     max_completion_tokens: MaxTokens | None = None
     stop: str | StopList | None = None
-    n: One | None = None
-    logprobs: Literal[False] | None = None
-    response_format: ResponseFormat | None = None
-    tools: Unsupported = None
+    n: Count | None = None
+    logprobs: bool | None = None
+    top_logprobs: TopLogprobs | None = None
+    response_format: dict[str, Any] | None = None
+    tools: Objects | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    reasoning_effort: Literal["none", "minimal", "low", "medium", "high"] | None = None
     functions: Unsupported = None
 
 
-class OpenAICompletionRequest(Body):
+class OpenAICompletionRequest(Sampling):
     """`POST /v1/completions`."""
 
     model: ModelName
@@ -93,21 +136,31 @@ class OpenAICompletionRequest(Body):
     temperature: Temperature | None = None
     max_tokens: MaxTokens | None = None
     stop: str | StopList | None = None
-    n: One | None = None
+    n: Count | None = None
     best_of: One | None = None
     echo: Literal[False] | None = None
-    logprobs: None = None
-    suffix: Literal[""] | None = None
+    #: The completions API's logprobs is the number of alternatives per token (0-5).
+    logprobs: Annotated[int, Field(ge=0, le=5), Integral] | None = None
+    suffix: str | None = None
 
 
 # -- Ollama -----------------------------------------------------------------------------
 
 
-class OllamaOptions(Body):
+class OllamaOptions(BaseModel):
+    """Ollama's `options`: the ones the gateway uses are checked, the rest passed on."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
     temperature: Temperature | None = None
     #: -1 (no limit) and -2 (fill the context) are Ollama's; both mean "the config's max_tokens".
     num_predict: Annotated[int, Field(ge=-2, le=MAX_TOKENS), Integral] | None = None
     stop: StopList | None = None
+
+
+KeepAlive = str | float | None
+Think = bool | Literal["low", "medium", "high"] | None
+Format = str | dict[str, Any] | None
 
 
 class OllamaGenerateRequest(Body):
@@ -118,27 +171,30 @@ class OllamaGenerateRequest(Body):
     system: str | None = None
     stream: bool | None = None
     options: OllamaOptions | None = None
-    suffix: Literal[""] | None = None
-    format: Literal[""] | None = None
-    images: Unsupported = None
-
-
-class OllamaMessage(Body):
-    role: Literal["system", "user", "assistant", "tool"]
-    content: str | None = None
-    images: Unsupported = None
-    tool_calls: Unsupported = None
+    suffix: str | None = None
+    format: Format = None
+    images: list[str] | None = None
+    think: Think = None
+    keep_alive: KeepAlive = None
 
 
 class OllamaChatRequest(Body):
     """`POST /api/chat`."""
 
     model: ModelName
-    messages: list[OllamaMessage] | None = None
+    messages: (
+        Annotated[
+            list[dict[str, Any]],
+            WithJsonSchema({"type": "array", "items": _MESSAGE_SCHEMA}),
+        ]
+        | None
+    ) = None
     stream: bool | None = None
     options: OllamaOptions | None = None
-    format: Literal[""] | None = None
-    tools: Unsupported = None
+    format: Format = None
+    tools: Objects | None = None
+    think: Think = None
+    keep_alive: KeepAlive = None
 
 
 class OllamaShowRequest(Body):

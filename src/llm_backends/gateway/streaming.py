@@ -25,14 +25,16 @@ from llm_backends.gateway.translate import (
     RouterCall,
     completion_id,
     eval_seconds,
-    ollama_head,
     ollama_stats,
     unix_time,
     usage,
 )
+from llm_backends.gateway.translate_ollama import ollama_head
+from llm_backends.gateway.translate_openai import completion_logprobs
 from llm_backends.router.errors import LLMRouterError
+from llm_backends.router.messages import mint_call_id
 from llm_backends.router.streaming import RoutedStream
-from llm_backends.router.types import Chunk
+from llm_backends.router.types import Chunk, ToolCall, ToolCallDelta
 
 log = structlog.get_logger("llm_backends.gateway")
 
@@ -64,7 +66,12 @@ def _sse(data: dict[str, Any]) -> bytes:
 
 
 class OpenAIEncoder:
-    """`chat.completion.chunk` events (deltas), or `text_completion` events for /v1/completions."""
+    """`chat.completion.chunk` events (deltas), or `text_completion` events for /v1/completions.
+
+    Reasoning goes out as `delta.reasoning_content`; tool calls as `delta.tool_calls` pieces
+    with their `index` (the first piece of a call has its id, minted if the backend gave
+    none, and its name; later pieces more arguments).
+    """
 
     media_type = SSE
 
@@ -72,6 +79,7 @@ class OpenAIEncoder:
         self._chat = call.is_chat
         self._include_usage = call.include_usage
         self._started = False
+        self._calls_seen: set[int] = set()
         self._envelope: dict[str, Any] = {
             "id": completion_id("chatcmpl" if self._chat else "cmpl"),
             "object": "chat.completion.chunk" if self._chat else "text_completion",
@@ -81,16 +89,22 @@ class OpenAIEncoder:
 
     def chunk(self, chunk: Chunk) -> bytes:
         parts: list[bytes] = []
+        plain = chunk.reasoning is None and not chunk.tool_calls and chunk.logprobs is None
         if not self._started:
             self._started = True
             # The first event of a chat stream names the role, as OpenAI's does.
-            delta = {"role": "assistant", "content": chunk.text} if self._chat else None
-            if delta is not None or chunk.text:
-                parts.append(self._event(chunk.text, None, delta))
-        elif chunk.text:
-            parts.append(self._event(chunk.text, None))
+            if self._chat:
+                delta: dict[str, Any] = {"role": "assistant", "content": chunk.text}
+                if not plain:
+                    self._extend(delta, chunk)
+                parts.append(self._event(chunk, None, delta))
+            elif chunk.text or not plain:
+                parts.append(self._event(chunk, None))
+        elif chunk.text or not plain:
+            delta = {"content": chunk.text} if plain else self._extend({}, chunk)
+            parts.append(self._event(chunk, None, delta if self._chat else None))
         if chunk.done:
-            parts.append(self._event("", chunk.finish_reason or "stop", {}))
+            parts.append(self._end(chunk.finish_reason or "stop"))
             if self._include_usage:
                 usage_event = {
                     **self._envelope,
@@ -104,19 +118,57 @@ class OpenAIEncoder:
     def error(self, error: GatewayError) -> bytes:
         return b"data: " + error_body(WireProtocol.OPENAI, error) + b"\n\n"
 
-    def _event(self, text: str, finish_reason: str | None, delta: Any = None) -> bytes:
+    def _extend(self, delta: dict[str, Any], chunk: Chunk) -> dict[str, Any]:
+        if chunk.text or "content" not in delta:
+            delta["content"] = chunk.text or None
+        if chunk.reasoning:
+            delta["reasoning_content"] = chunk.reasoning
+        if chunk.tool_calls:
+            delta["tool_calls"] = [self._call(piece) for piece in chunk.tool_calls]
+        return delta
+
+    def _call(self, piece: ToolCallDelta) -> dict[str, Any]:
+        out: dict[str, Any] = {"index": piece.index}
+        function: dict[str, Any] = {"arguments": piece.arguments}
+        if piece.index not in self._calls_seen:
+            self._calls_seen.add(piece.index)
+            out["id"] = piece.id or mint_call_id()
+            out["type"] = "function"
+            function["name"] = piece.name or ""
+        out["function"] = function
+        return out
+
+    def _end(self, finish_reason: str) -> bytes:
+        if self._calls_seen and finish_reason == "stop":
+            finish_reason = "tool_calls"
         choice: dict[str, Any] = {"index": 0}
         if self._chat:
-            choice["delta"] = {"content": text} if delta is None else delta
+            choice["delta"] = {}
         else:
-            choice["text"] = text
+            choice["text"] = ""
         choice["logprobs"] = None
+        choice["finish_reason"] = finish_reason
+        return _sse({**self._envelope, "choices": [choice]})
+
+    def _event(self, chunk: Chunk, finish_reason: str | None, delta: Any = None) -> bytes:
+        choice: dict[str, Any] = {"index": chunk.index}
+        if self._chat:
+            choice["delta"] = {"content": chunk.text} if delta is None else delta
+            logprobs = None if chunk.logprobs is None else {"content": chunk.logprobs}
+        else:
+            choice["text"] = chunk.text
+            logprobs = completion_logprobs(chunk.logprobs)
+        choice["logprobs"] = logprobs
         choice["finish_reason"] = finish_reason
         return _sse({**self._envelope, "choices": [choice]})
 
 
 class OllamaEncoder:
-    """NDJSON lines of /api/generate or /api/chat; the last carries the counters and timings."""
+    """NDJSON lines of /api/generate or /api/chat; the last carries the counters and timings.
+
+    Reasoning goes out as `thinking`. Ollama clients expect whole tool calls: pieces are
+    gathered and sent, complete, in one line just before the last.
+    """
 
     media_type = NDJSON
 
@@ -124,26 +176,47 @@ class OllamaEncoder:
         self._call = call
         self._started = started
         self._first_at: float | None = None
+        self._calls: dict[int, list[str]] = {}
 
     def chunk(self, chunk: Chunk) -> bytes:
         now = time.perf_counter()
         if self._first_at is None:
             self._first_at = now
-        data = ollama_head(self._call, chunk.text)
-        data["done"] = chunk.done
-        if chunk.done:
-            data["done_reason"] = chunk.finish_reason or "stop"
-            # Without the backend's own speed, generation is the span from first to last chunk.
-            generating = eval_seconds(chunk.completion_tokens, chunk.tokens_per_sec)
-            data.update(
-                ollama_stats(
-                    chunk.prompt_tokens,
-                    chunk.completion_tokens,
-                    now - self._started,
-                    now - self._first_at if generating is None else generating,
-                )
+        for piece in chunk.tool_calls:
+            self._gather(piece)
+        if not chunk.done:
+            data = ollama_head(self._call, chunk.text, chunk.reasoning)
+            data["done"] = False
+            return orjson.dumps(data) + b"\n"
+        lines = b""
+        if self._calls:
+            calls = [ToolCall(c[0], c[1], c[2]) for c in self._calls.values()]
+            data = ollama_head(self._call, "", None, calls)
+            data["done"] = False
+            lines = orjson.dumps(data) + b"\n"
+        data = ollama_head(self._call, chunk.text, chunk.reasoning)
+        data["done"] = True
+        reason = chunk.finish_reason or "stop"
+        data["done_reason"] = "stop" if reason == "tool_calls" else reason
+        # Without the backend's own speed, generation is the span from first to last chunk.
+        generating = eval_seconds(chunk.completion_tokens, chunk.tokens_per_sec)
+        data.update(
+            ollama_stats(
+                chunk.prompt_tokens,
+                chunk.completion_tokens,
+                now - self._started,
+                now - self._first_at if generating is None else generating,
             )
-        return orjson.dumps(data) + b"\n"
+        )
+        return lines + orjson.dumps(data) + b"\n"
+
+    def _gather(self, piece: ToolCallDelta) -> None:
+        call = self._calls.get(piece.index)
+        if call is None:
+            call = self._calls[piece.index] = [piece.id or mint_call_id(), piece.name or "", ""]
+        elif piece.name and not call[1]:
+            call[1] = piece.name
+        call[2] += piece.arguments
 
     def error(self, error: GatewayError) -> bytes:
         return error_body(WireProtocol.OLLAMA, error) + b"\n"

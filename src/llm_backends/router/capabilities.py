@@ -13,12 +13,12 @@ from collections.abc import Sequence
 from llm_backends.router.errors import BackendRequestError
 from llm_backends.router.fallback import Attempt
 from llm_backends.router.messages import is_remote
-from llm_backends.router.requests import named_tool
 from llm_backends.router.types import CompletionRequest
 
 # Capability names; a backend class lists the ones it has in `capabilities`.
 TOOLS = "tools"
-#: tool_choice "required" or a named function, which only a server with tool choice can force.
+#: tool_choice "required", which only a server with tool choice can force (a named choice is
+#: honoured everywhere: a backend without tool choice is offered only that tool).
 FORCED_TOOL_CHOICE = "forced_tool_choice"
 RESPONSE_FORMAT = "response_format"
 IMAGES = "images"
@@ -38,7 +38,7 @@ def needs(request: CompletionRequest) -> list[tuple[str, str]]:
     wanted: list[tuple[str, str]] = []
     if request.tools and request.tool_choice != "none":
         wanted.append((TOOLS, "tools"))
-        if request.tool_choice == "required" or named_tool(request.tool_choice):
+        if request.tool_choice == "required":
             wanted.append((FORCED_TOOL_CHOICE, "tool_choice"))
     if request.response_format is not None:
         ollama = request.passthrough is not None and request.passthrough.protocol == "ollama"
@@ -60,16 +60,13 @@ def needs(request: CompletionRequest) -> list[tuple[str, str]]:
     return wanted
 
 
-def _images(request: CompletionRequest) -> tuple[str, list[tuple[str, str]]] | tuple[()]:
-    found: list[tuple[str, str]] = [
-        (f"images.{i}", image) for i, image in enumerate(request.images)
-    ]
+def _images(request: CompletionRequest) -> list[tuple[str, str]]:
+    """(field, image) of every image of the request, prompt and messages alike."""
+    found = [(f"images.{i}", image) for i, image in enumerate(request.images)]
     for index, message in enumerate(request.messages or ()):
         for position, image in enumerate(message.get("images", ())):
             found.append((f"messages.{index}.images.{position}", image))
-    if not found:
-        return ()
-    return found[0][0], found
+    return found
 
 
 def refusal(

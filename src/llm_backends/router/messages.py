@@ -18,6 +18,9 @@ import orjson
 from llm_backends.router.types import ChatMessage, ToolCall
 
 _PLAIN_KEYS = frozenset(("role", "content"))
+#: Roles a plain message may have as it is (others, e.g. "developer", are converted).
+_PLAIN_ROLES = frozenset(("system", "user", "assistant"))
+_ROLES = frozenset(("system", "developer", "user", "assistant", "tool", "function"))
 _IMAGE_MIME = (
     (b"\x89PNG", "image/png"),
     (b"\xff\xd8\xff", "image/jpeg"),
@@ -27,11 +30,12 @@ _IMAGE_MIME = (
 
 
 class InvalidRequest(ValueError):
-    """A request field that cannot be understood; `param` names it (OpenAI's `param`)."""
+    """A request field that cannot be understood. Messages read "field.path: why"; `param`
+    is that path (OpenAI's `param`)."""
 
     def __init__(self, message: str, param: str | None = None) -> None:
         super().__init__(message)
-        self.param = param
+        self.param = message.partition(": ")[0] or param
 
 
 def mint_call_id() -> str:
@@ -107,7 +111,11 @@ def neutral_messages(raw: Sequence[Mapping[str, Any]]) -> tuple[list[ChatMessage
     (by `tool_call_id`), and its `tool_call_id` from the latest unanswered call of its name."""
     rich = False
     for message in raw:
-        if not (message.keys() <= _PLAIN_KEYS and isinstance(message.get("content"), str)):
+        if not (
+            message.keys() <= _PLAIN_KEYS
+            and message.get("role") in _PLAIN_ROLES
+            and isinstance(message.get("content"), str)
+        ):
             rich = True
             break
     if not rich:
@@ -143,9 +151,13 @@ def _link_tool_answer(
 
 
 def _message(message: Mapping[str, Any], param: str) -> ChatMessage:
+    if not isinstance(message, Mapping):
+        raise InvalidRequest(f"{param}: expected a message object", param)
     role = message.get("role")
-    if not isinstance(role, str):
-        raise InvalidRequest(f"{param}.role: required", f"{param}.role")
+    if role not in _ROLES:
+        raise InvalidRequest(
+            f"{param}.role: expected one of {', '.join(sorted(_ROLES))}", f"{param}.role"
+        )
     if role == "developer":  # OpenAI's newer name of "system"; other servers know the latter
         role = "system"
     out: ChatMessage = {"role": role, "content": ""}

@@ -13,6 +13,7 @@ from llm_backends.router.messages import InvalidRequest, image_from_url, neutral
 from llm_backends.router.types import (
     ChatMessage,
     CompletionRequest,
+    Passthrough,
     ResponseFormat,
     Sampling,
 )
@@ -49,8 +50,6 @@ FEATURES = frozenset(
         "n",
         "logprobs",
         "top_logprobs",
-        "hops",
-        "passthrough",
         "repetition_penalty",
         *_SAMPLING_OPTIONS,
     )
@@ -73,16 +72,31 @@ def build_request(
     max_tokens: int | None = None,
     system: str | None = None,
     stop: Stop = None,
+    passthrough: Passthrough | None = None,
+    hops: tuple[str, ...] = (),
     **features: Any,
 ) -> CompletionRequest:
-    """A request from the library's arguments; raises InvalidRequest naming a bad field."""
+    """A request from the library's arguments; raises InvalidRequest naming a bad field.
+
+    `passthrough` is the gateway's: the client's raw body, for a backend of its protocol.
+    """
     rich = False
     neutral: list[ChatMessage] | None = None
     if messages is not None:
         neutral, rich = neutral_messages(messages)
     stops = stop_list(stop)
     if not features:
-        return CompletionRequest(prompt, neutral, system, temperature, max_tokens, stops, rich=rich)
+        return CompletionRequest(
+            prompt,
+            neutral,
+            system,
+            temperature,
+            max_tokens,
+            stops,
+            hops=hops,
+            passthrough=passthrough,
+            rich=rich,
+        )
     unknown = features.keys() - FEATURES
     if unknown:
         raise TypeError(f"unexpected keyword arguments: {', '.join(sorted(unknown))}")
@@ -133,8 +147,8 @@ def build_request(
         n=n,
         logprobs=bool(features.get("logprobs")),
         top_logprobs=features.get("top_logprobs") or None,
-        hops=tuple(features.get("hops") or ()),
-        passthrough=features.get("passthrough"),
+        hops=hops,
+        passthrough=passthrough,
     )
     if request.tool_choice is not None and not tools:
         # OpenAI refuses a tool_choice without tools; "none"/"auto" alone mean nothing.

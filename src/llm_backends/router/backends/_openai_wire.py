@@ -61,9 +61,14 @@ def forwarded(
 
 
 def add_features(
-    payload: dict[str, Any], request: CompletionRequest, *, think_as: str = "reasoning_effort"
+    payload: dict[str, Any],
+    request: CompletionRequest,
+    *,
+    think_as: str = "reasoning_effort",
+    native_tool_choice: bool = True,
 ) -> None:
-    """The optional features of a rich request, in OpenAI's fields."""
+    """The optional features of a rich request, in OpenAI's fields. Without native tool
+    choice (mlx_lm.server ignores it), a named choice is honoured by offering only that tool."""
     sampling = request.sampling
     if sampling is not None:
         for name, field in _SAMPLING_FIELDS:
@@ -75,7 +80,10 @@ def add_features(
         payload["tools"] = list(tools)
         choice = request.tool_choice
         named = named_tool(choice)
-        if named:
+        if not native_tool_choice:
+            if named:
+                payload["tools"] = [t for t in tools if t["function"]["name"] == named]
+        elif named:
             payload["tool_choice"] = {"type": "function", "function": {"name": named}}
         elif choice:
             payload["tool_choice"] = choice

@@ -189,7 +189,12 @@ class OpenAIBackend(Backend):
         if stream:
             payload["stream_options"] = {"include_usage": True}
         if request.rich:
-            _openai_wire.add_features(payload, request, think_as=self.think_as)
+            _openai_wire.add_features(
+                payload,
+                request,
+                think_as=self.think_as,
+                native_tool_choice=cap.FORCED_TOOL_CHOICE in self.capabilities,
+            )
         if request.messages is not None:
             messages: list[Any] = request.messages
             if request.rich:
