@@ -183,7 +183,15 @@ async def _complete(
         gateway.metrics.fallback(call.model, result.fallback_from, result.backend)
     elapsed = time.perf_counter() - started
     headers["x-llm-overhead-ms"] = overhead_header(elapsed - waited)
-    gateway.metrics.request(protocol, call.model, result.backend, "200", elapsed)
+    gateway.metrics.request(
+        protocol,
+        call.model,
+        result.backend,
+        "200",
+        elapsed,
+        result.prompt_tokens,
+        result.completion_tokens,
+    )
     return Response(body, media_type=JSON, headers=headers)
 
 
@@ -214,6 +222,7 @@ async def _stream(
             await routed.aclose()
     waited = time.perf_counter() - calling
     backend = routed.backend or ""
+    gateway.metrics.first_token(call.model, backend, time.perf_counter() - started)
     headers = {"x-llm-backend": backend, **STREAM_HEADERS}
     if routed.max_tokens_capped is not None:
         headers[CAPPED_HEADER] = str(routed.max_tokens_capped)
@@ -228,7 +237,16 @@ async def _stream(
     def on_end(status: str, failure: GatewayError | None) -> None:
         if failure is not None:
             metrics.upstream_error(call.model, backend, failure.code or "error")
-        metrics.request(protocol, call.model, backend, status, time.perf_counter() - started)
+        final = routed.final
+        metrics.request(
+            protocol,
+            call.model,
+            backend,
+            status,
+            time.perf_counter() - started,
+            final.prompt_tokens if final is not None else None,
+            final.completion_tokens if final is not None else None,
+        )
 
     body = stream_body(routed, first, encoder, on_end)
     headers["x-llm-overhead-ms"] = overhead_header(time.perf_counter() - started - waited)

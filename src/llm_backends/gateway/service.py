@@ -42,7 +42,7 @@ def start_gateway(
     changes.subscribe(router.invalidate)
     return Gateway(
         router=router,
-        metrics=GatewayMetrics(router.breaker_states),
+        metrics=GatewayMetrics(router.breaker_states, configured=router.has_config),
         auth=GatewayAuth(authenticator, required=settings.gateway_require_auth),
         sessions=sessions,
     )
