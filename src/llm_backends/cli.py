@@ -12,6 +12,7 @@ from typing import Annotated, TypeVar
 import typer
 import uvicorn
 
+from llm_backends import startup
 from llm_backends.admin.auth import Scope
 from llm_backends.logs import configure_logging
 from llm_backends.settings import Settings
@@ -38,6 +39,7 @@ def _with_sessions(settings: Settings, work: Callable[..., Awaitable[T]]) -> T:
 
 
 @app.command()
+@startup.readable_failures("serve")
 def serve(
     host: Annotated[
         str | None, typer.Option(help="Interface to bind (default: HOST or 127.0.0.1).")
@@ -49,6 +51,7 @@ def serve(
     from llm_backends.app import create_app
 
     settings = Settings()
+    startup.check_port_free(host or settings.host, port or settings.port)
     configure_logging(
         settings.log_level, settings.log_json, flush_interval=settings.log_flush_interval
     )
@@ -72,6 +75,7 @@ def serve(
 
 
 @app.command()
+@startup.readable_failures("migrate")
 def migrate(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
     """Apply pending database migrations."""
     migrations.upgrade(Settings().database_url, revision)
@@ -79,6 +83,7 @@ def migrate(revision: Annotated[str, typer.Argument(help="Target revision.")] = 
 
 
 @app.command()
+@startup.readable_failures("downgrade")
 def downgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "base") -> None:
     """Roll migrations back (default: all of them)."""
     migrations.downgrade(Settings().database_url, revision)
