@@ -7,6 +7,7 @@ Plain functions over the shared session: no classes, no state.
 
 from __future__ import annotations
 
+import errno
 import functools
 import re
 from collections.abc import AsyncIterator
@@ -168,6 +169,11 @@ def transport_error(exc: BaseException, config: BackendConfig, kind: str) -> LLM
         return fail(BackendTimeout, f"no answer within {config.timeout_seconds:g}s", config, kind)
     if isinstance(exc, aiohttp.ClientPayloadError):
         return fail(InvalidBackendResponse, f"response body cut: {detail}", config, kind)
+    if isinstance(exc, aiohttp.ClientConnectorError) and (
+        exc.os_error.errno == errno.ECONNREFUSED
+    ):
+        # The guide's troubleshooting looks for "Connection refused" (nothing listens there).
+        detail = f"Connection refused ({detail})"
     if isinstance(exc, aiohttp.ClientConnectionError | aiohttp.InvalidURL):
         return fail(BackendUnavailable, f"cannot reach backend: {detail}", config, kind)
     return fail(InvalidBackendResponse, f"bad HTTP response: {detail}", config, kind)
