@@ -10,6 +10,7 @@ Scenarios (`--only` takes any of them, comma-separated):
   library  router.generate() cost per call beyond a raw aiohttp call to the same mock
   auto     `auto` with MLX down (closed port; accept-then-hang): first and following requests
   admin    time until an Admin API change is seen by the gateway
+  tools    chat with tools and a named tool_choice, c=1 and 32 (bench/toolcall.py)
   startup  cold start (spawn to first 200 on chat) of each gateway; peak RSS is read after load
 
 Rounds are interleaved (direct, llm-backends, litellm, then again, starting one further each
@@ -32,10 +33,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from bench import procs, report, targets
+from bench import procs, report, targets, toolcall
 from bench.targets import Gateway, Http, Mocks, Target
 
-SCENARIOS = ("startup", "chat", "stream", "auto", "admin", "library", "ollama")
+SCENARIOS = ("startup", "chat", "stream", "auto", "admin", "library", "ollama", "tools")
 
 #: Which API a load run speaks: OpenAI's `POST /v1/chat/completions` or Ollama's `/api/chat`.
 Api = Literal["openai", "ollama"]
@@ -557,6 +558,7 @@ def main(argv: list[str] | None = None) -> int:
         guarded("chat", lambda: scenario_chat(plan, tgts, targets.xcore_target(mocks)))
         ollama = [t for t in tgts if t.ollama_model is not None]
         guarded("ollama", lambda: scenario_ollama(plan, ollama))
+        guarded("tools", lambda: toolcall.scenario_tools(plan, tgts, interleaved, summarize_load))
         paced = [targets.direct_paced_target(mocks)] + [g.target("bench-paced") for g in gws]
         guarded("stream", lambda: scenario_stream(plan, paced, tgts))
         # Peak RSS after the loads (VmHWM covers the whole life of the process).

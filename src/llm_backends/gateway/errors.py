@@ -92,6 +92,7 @@ def from_router_error(error: LLMRouterError) -> GatewayError:
         error.http_status,
         redact(str(error)),
         code=error_code(error),
+        param=getattr(error, "param", None),
         backend=error.backend,
         headers=headers,
     )

@@ -107,6 +107,9 @@ class Sampling(Body):
 class OpenAIChatRequest(Sampling):
     """`POST /v1/chat/completions`."""
 
+    #: Unknown fields are kept (`model_extra`): a body with any is forwarded as it is.
+    model_config = ConfigDict(extra="allow", strict=True)
+
     model: ModelName
     messages: Messages
     stream: bool | None = None
@@ -128,6 +131,9 @@ class OpenAIChatRequest(Sampling):
 
 class OpenAICompletionRequest(Sampling):
     """`POST /v1/completions`."""
+
+    #: Unknown fields are kept (`model_extra`): a body with any is forwarded as it is.
+    model_config = ConfigDict(extra="allow", strict=True)
 
     model: ModelName
     prompt: str | Annotated[list[str], Field(min_length=1, max_length=1)]
@@ -166,6 +172,9 @@ Format = str | dict[str, Any] | None
 class OllamaGenerateRequest(Body):
     """`POST /api/generate`."""
 
+    #: Unknown fields are kept (`model_extra`): a body with any is forwarded as it is.
+    model_config = ConfigDict(extra="allow", strict=True)
+
     model: ModelName
     prompt: str | None = None
     system: str | None = None
@@ -180,6 +189,9 @@ class OllamaGenerateRequest(Body):
 
 class OllamaChatRequest(Body):
     """`POST /api/chat`."""
+
+    #: Unknown fields are kept (`model_extra`): a body with any is forwarded as it is.
+    model_config = ConfigDict(extra="allow", strict=True)
 
     model: ModelName
     messages: (

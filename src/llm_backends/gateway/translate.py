@@ -53,14 +53,28 @@ class RouterCall:
 
 
 def make_request(
-    protocol: str, raw: bytes, features: dict[str, Any], **basics: Any
+    protocol: str,
+    raw: bytes,
+    features: dict[str, Any],
+    plain: bool,
+    **basics: Any,
 ) -> CompletionRequest:
-    """The router request of a parsed body; a field the router cannot read is a 400."""
+    """The router request of a parsed body; a field the router cannot read is a 400.
+
+    The raw body rides along for a backend of the client's protocol, unless the body is
+    `plain` (only fields the neutral request carries whole): then the backend builds the
+    same body itself, without re-parsing the client's (the plain-text path stays as fast).
+    """
     try:
-        passthrough = Passthrough(protocol, raw)  # type: ignore[arg-type]
+        passthrough = None if plain else Passthrough(protocol, raw)  # type: ignore[arg-type]
         return build_request(passthrough=passthrough, **basics, **features)
     except InvalidRequest as error:
         raise bad_request(str(error), error.param) from None
+
+
+def is_plain(body: Any, plain_fields: frozenset[str]) -> bool:
+    """Only fields the neutral request carries whole, and no unknown ones."""
+    return body.model_fields_set <= plain_fields and not body.model_extra
 
 
 def fields_set(body: Any, names: frozenset[str]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from llm_backends.gateway.translate import (
     RouterCall,
     eval_seconds,
     fields_set,
+    is_plain,
     make_request,
     ollama_stats,
     ollama_timestamp,
@@ -25,6 +26,9 @@ from llm_backends.router.types import Result
 GENERATE_FEATURES = frozenset(("suffix", "format", "images", "think", "keep_alive"))
 CHAT_FEATURES = frozenset(("format", "tools", "think", "keep_alive"))
 _NO_OPTIONS = OllamaOptions()
+#: Fields an ollama backend gets the same from the neutral request as from the client
+#: (options too, when they hold only temperature, num_predict and stop).
+_PLAIN = frozenset(("model", "messages", "prompt", "system", "stream", "options"))
 
 
 def _options(options: OllamaOptions | None) -> tuple[OllamaOptions, dict[str, Any]]:
@@ -41,6 +45,7 @@ def ollama_generate_call(body: OllamaGenerateRequest, raw: bytes) -> RouterCall:
         "ollama",
         raw,
         features,
+        not features and is_plain(body, _PLAIN),
         prompt=body.prompt or "",
         system=body.system or None,
         temperature=options.temperature,
@@ -59,6 +64,7 @@ def ollama_chat_call(body: OllamaChatRequest, raw: bytes) -> RouterCall:
         "ollama",
         raw,
         features,
+        not features and is_plain(body, _PLAIN),
         messages=messages,
         temperature=options.temperature,
         max_tokens=_num_predict(options.num_predict),

@@ -15,6 +15,7 @@ from llm_backends.gateway.translate import (
     RouterCall,
     completion_id,
     fields_set,
+    is_plain,
     make_request,
     openai_tool_calls,
     stop_list,
@@ -39,6 +40,8 @@ CHAT_FEATURES = frozenset(
     )
 )
 COMPLETION_FEATURES = frozenset((*_SAMPLING, "repetition_penalty", "n", "suffix"))
+#: Fields an openai backend gets the same from the neutral request as from the client.
+_PLAIN = frozenset(("model", "messages", "prompt", "temperature", "max_tokens", "stop", "stream"))
 
 
 def openai_chat_call(body: OpenAIChatRequest, raw: bytes) -> RouterCall:
@@ -46,6 +49,7 @@ def openai_chat_call(body: OpenAIChatRequest, raw: bytes) -> RouterCall:
         "openai",
         raw,
         fields_set(body, CHAT_FEATURES),
+        is_plain(body, _PLAIN),
         messages=body.messages,
         temperature=body.temperature,
         max_tokens=body.max_completion_tokens or body.max_tokens,
@@ -65,6 +69,7 @@ def openai_completion_call(body: OpenAICompletionRequest, raw: bytes) -> RouterC
         "openai",
         raw,
         features,
+        is_plain(body, _PLAIN) and isinstance(body.prompt, str),
         prompt=prompt,
         temperature=body.temperature,
         max_tokens=body.max_tokens,

@@ -140,10 +140,12 @@ _WHY = {
 
 
 def _refuse(model: str, attempt: Attempt, field: str, why: str) -> BackendRequestError:
-    return BackendRequestError(
+    error = BackendRequestError(
         f"{field}: the {attempt.kind} backend {why}",
         model=model,
         backend=attempt.kind,
         endpoint=attempt.endpoint,
         status_code=400,
     )
+    error.param = field  # type: ignore[attr-defined]  # OpenAI's `param`, for the gateway
+    return error

@@ -168,8 +168,7 @@ def build_request(
         or request.logprobs
         or request.top_logprobs
     )
-    if rich:  # frozen, and computed from the finished request: set once, here
-        object.__setattr__(request, "rich", True)
+    request.rich = rich
     return request
 
 

@@ -106,9 +106,10 @@ class Passthrough:
     body: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)
 class CompletionRequest:
-    """What to ask a backend. Exactly one of `prompt` and `messages` is set.
+    """What to ask a backend. Exactly one of `prompt` and `messages` is set. Treat it as
+    immutable once built (not frozen only because a frozen init costs ~1.5 µs here).
 
     `temperature` and `max_tokens` None take the config's defaults; a `max_tokens` above the
     config's is capped to it (the config's value is a maximum).

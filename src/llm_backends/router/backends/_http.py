@@ -169,9 +169,7 @@ def transport_error(exc: BaseException, config: BackendConfig, kind: str) -> LLM
         return fail(BackendTimeout, f"no answer within {config.timeout_seconds:g}s", config, kind)
     if isinstance(exc, aiohttp.ClientPayloadError):
         return fail(InvalidBackendResponse, f"response body cut: {detail}", config, kind)
-    if isinstance(exc, aiohttp.ClientConnectorError) and (
-        exc.os_error.errno == errno.ECONNREFUSED
-    ):
+    if isinstance(exc, aiohttp.ClientConnectorError) and (exc.os_error.errno == errno.ECONNREFUSED):
         # The guide's troubleshooting looks for "Connection refused" (nothing listens there).
         detail = f"Connection refused ({detail})"
     if isinstance(exc, aiohttp.ClientConnectionError | aiohttp.InvalidURL):
@@ -236,7 +234,7 @@ async def post_json(
     kind: str,
     connect_timeout: float,
     max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
-    hops: tuple[str, ...] = (),
+    headers: tuple[tuple[str, str], ...] = JSON_HEADERS,
 ) -> bytes:
     """POST `payload`, return the 200 body; every failure becomes a router error.
 
@@ -245,10 +243,7 @@ async def post_json(
     timeout = complete_timeout(connect_timeout, config.timeout_seconds)
     try:
         async with session.post(
-            url,
-            data=orjson.dumps(payload),
-            headers=request_headers(hops) if hops else JSON_HEADERS,
-            timeout=timeout,
+            url, data=orjson.dumps(payload), headers=headers, timeout=timeout
         ) as response:
             if response.status != 200:
                 raise await answer_error(response, config, kind)
@@ -273,7 +268,7 @@ async def stream_lines(
     kind: str,
     connect_timeout: float,
     max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
-    hops: tuple[str, ...] = (),
+    headers: tuple[tuple[str, str], ...] = JSON_HEADERS,
 ) -> AsyncIterator[bytes]:
     """POST `payload` and yield the 200 body line by line (without the newline), as it arrives.
 
@@ -286,10 +281,7 @@ async def stream_lines(
     timeout = stream_timeout(connect_timeout, config.timeout_seconds)
     try:
         async with session.post(
-            url,
-            data=orjson.dumps(payload),
-            headers=request_headers(hops) if hops else JSON_HEADERS,
-            timeout=timeout,
+            url, data=orjson.dumps(payload), headers=headers, timeout=timeout
         ) as response:
             if response.status != 200:
                 raise await answer_error(response, config, kind)

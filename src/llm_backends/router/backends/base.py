@@ -47,8 +47,8 @@ class Backend(ABC):
         config: BackendConfig,
         hops: tuple[str, ...] = (),
     ) -> bytes:
-        """POST with this backend's session, timeouts and size limit; the 200 body. `hops`:
-        the gateways the request came through (sent on with this process's id)."""
+        """POST with this backend's session, timeouts and size limit; the 200 body.
+        `hops` (the request's) go out as the loop-protection header."""
         return await _http.post_json(
             self.session,
             url,
@@ -57,7 +57,7 @@ class Backend(ABC):
             self.kind,
             self.connect_timeout,
             self.max_response_bytes,
-            hops,
+            _http.request_headers(hops),
         )
 
     def stream_lines(
@@ -76,7 +76,7 @@ class Backend(ABC):
             self.kind,
             self.connect_timeout,
             self.max_response_bytes,
-            hops,
+            _http.request_headers(hops),
         )
 
     async def answer(self, config: BackendConfig, request: CompletionRequest) -> Completion:
