@@ -28,6 +28,9 @@ import orjson
 class OllamaExtras:
     thinking: str | None
     tool_calls: list[dict[str, Any]]
+    #: `logprobs: true` asked: each content line carries its token's entry (Ollama's shape).
+    logprobs: bool = False
+    top_logprobs: int = 0
 
 
 def refusal(body: dict[str, Any]) -> str | None:
@@ -47,7 +50,21 @@ def refusal(body: dict[str, Any]) -> str | None:
 def ollama_extras(behaviour: Any, body: dict[str, Any], chat: bool) -> OllamaExtras:
     think = body.get("think")
     calls = behaviour.tool_calls if chat and body.get("tools") else []
-    return OllamaExtras(behaviour.thinking if think else None, list(calls))
+    return OllamaExtras(
+        behaviour.thinking if think else None,
+        list(calls),
+        bool(body.get("logprobs")),
+        int(body.get("top_logprobs") or 0),
+    )
+
+
+def ollama_logprobs(text: str, extras: OllamaExtras) -> list[dict[str, Any]]:
+    """Ollama's entries: token, logprob, top_logprobs [{token, logprob}]."""
+    entries = []
+    for token in text.split(" ") if text else []:
+        top = [{"token": token, "logprob": -0.5}] * min(extras.top_logprobs, 1)
+        entries.append({"token": token, "logprob": -0.5, "top_logprobs": top})
+    return entries
 
 
 def _ollama_calls(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -59,6 +76,9 @@ def _ollama_calls(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def add_to_ollama_answer(answer: dict[str, Any], extras: OllamaExtras, chat: bool) -> None:
     holder = answer.get("message", answer) if chat else answer
+    if extras.logprobs:
+        text = holder.get("content", "") if chat else answer.get("response", "")
+        answer["logprobs"] = ollama_logprobs(text, extras)
     if extras.thinking:
         holder["thinking"] = extras.thinking
     if extras.tool_calls:

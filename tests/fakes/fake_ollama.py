@@ -180,6 +180,8 @@ def _stream(
         line = _line(model, text, chat, omit_text=behaviour.missing_fields)
         if not behaviour.missing_fields:
             line["done"] = False
+        if extras.logprobs:
+            line["logprobs"] = features.ollama_logprobs(text, extras)
         return json_line(line)
 
     # Like Ollama: the reasoning streams first, tool calls come whole in a line of their own.

@@ -214,3 +214,20 @@ def test_max_tokens_cap_for_ollama_clients(
     response = http.post("/api/generate", json=body)
     assert "x-llm-max-tokens-capped" not in response.headers
     assert fake_ollama.bodies[-1]["options"]["num_predict"] == 32
+
+
+@pytest.mark.parametrize("kind", ["ollama", "openai"])
+def test_logprobs_whole_and_streamed(
+    gateway: GatewayServer, fake_ollama: FakeServer, fake_openai: FakeServer, kind: str
+) -> None:
+    fake = configure(gateway, kind, fake_ollama, fake_openai)
+    fake.configure(reply="Hello there")
+    client = gateway.ollama()
+    answer = client.chat(model=MODEL, messages=HI, logprobs=True, top_logprobs=1, stream=False)
+    assert answer.logprobs is not None
+    assert [e.token for e in answer.logprobs] == ["Hello", "there"]
+    assert answer.logprobs[0].top_logprobs is not None
+    parts = list(client.chat(model=MODEL, messages=HI, logprobs=True, stream=True))
+    assert [e.token for p in parts for e in (p.logprobs or ())]
+    if kind == "openai":
+        assert (fake.bodies[-1]["logprobs"], fake.bodies[0]["top_logprobs"]) == (True, 1)

@@ -156,8 +156,8 @@ def test_structured_output(
     ("kind", "extra", "field"),
     [
         ("mlx", {"response_format": {"type": "json_object"}}, "response_format"),
-        ("mlx", {"n": 2, "stream": True}, "n"),
-        ("ollama", {"logprobs": True}, "logprobs"),
+        ("mlx", {"n": 9, "stream": True}, "n"),
+        ("ollama", {"n": 9}, "n"),
         (
             "mlx",
             {
@@ -357,3 +357,59 @@ def test_max_tokens_above_the_configs_is_capped_and_said(
     raw = client.chat.completions.with_raw_response.create(model=MODEL, messages=HI, max_tokens=50)
     assert "x-llm-max-tokens-capped" not in raw.headers
     assert fake_openai.bodies[-1]["max_tokens"] == 50
+
+
+def test_logprobs_through_ollama(
+    gateway: GatewayServer, fake_ollama: FakeServer, fake_openai: FakeServer
+) -> None:
+    configure(gateway, "ollama", fake_ollama, fake_openai)
+    fake_ollama.configure(reply="Hello there")
+    client = gateway.openai()
+    completion = client.chat.completions.create(
+        model=MODEL, messages=HI, logprobs=True, top_logprobs=1
+    )
+    assert (fake_ollama.bodies[-1]["logprobs"], fake_ollama.bodies[-1]["top_logprobs"]) == (
+        True,
+        1,
+    )
+    logprobs = completion.choices[0].logprobs
+    assert logprobs is not None and logprobs.content is not None
+    assert [e.token for e in logprobs.content] == ["Hello", "there"]
+    assert logprobs.content[0].top_logprobs[0].logprob == -0.5
+    chunks = list(
+        client.chat.completions.create(model=MODEL, messages=HI, logprobs=True, stream=True)
+    )
+    tokens = [
+        e.token
+        for c in chunks
+        if c.choices and c.choices[0].logprobs and c.choices[0].logprobs.content
+        for e in c.choices[0].logprobs.content
+    ]
+    assert tokens  # streamed entries reach the client
+
+
+@pytest.mark.parametrize("kind", ["ollama", "mlx"])
+def test_streamed_n_from_a_backend_without_n_is_n_merged_streams(
+    gateway: GatewayServer, fake_ollama: FakeServer, fake_openai: FakeServer, kind: str
+) -> None:
+    fake = configure(gateway, kind, fake_ollama, fake_openai)
+    chunks = list(
+        gateway.openai().chat.completions.create(
+            model=MODEL,
+            messages=HI,
+            n=2,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    texts: dict[int, str] = {0: "", 1: ""}
+    finishes: dict[int, str] = {}
+    for chunk in chunks:
+        for choice in chunk.choices:
+            texts[choice.index] += choice.delta.content or ""
+            if choice.finish_reason:
+                finishes[choice.index] = choice.finish_reason
+    assert texts == {0: "Hello from the fake server.", 1: "Hello from the fake server."}
+    assert finishes == {0: "stop", 1: "stop"}
+    assert len(fake.requests) == 2
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 6

@@ -22,7 +22,7 @@ from llm_backends.gateway.schemas import (
 
 REF = "#/components/schemas/{model}"
 
-FinishReason = Literal["stop", "length"]
+FinishReason = Literal["stop", "length", "tool_calls"]
 
 
 class Usage(BaseModel):
@@ -31,15 +31,33 @@ class Usage(BaseModel):
     total_tokens: int
 
 
+class ToolFunction(BaseModel):
+    name: str
+    arguments: str
+
+
+class ToolCallEntry(BaseModel):
+    id: str
+    type: Literal["function"]
+    function: ToolFunction
+
+
 class AssistantMessage(BaseModel):
     role: Literal["assistant"]
-    content: str
+    #: null when the answer is only tool calls
+    content: str | None
+    tool_calls: list[ToolCallEntry] | None = None
+    reasoning_content: str | None = None
+
+
+class ChatLogprobs(BaseModel):
+    content: list[dict[str, Any]] | None
 
 
 class ChatChoice(BaseModel):
     index: int
     message: AssistantMessage
-    logprobs: None
+    logprobs: ChatLogprobs | None
     finish_reason: FinishReason
 
 
@@ -52,10 +70,17 @@ class ChatCompletion(BaseModel):
     usage: Usage | None
 
 
+class TextLogprobs(BaseModel):
+    tokens: list[Any]
+    token_logprobs: list[Any]
+    top_logprobs: list[dict[str, Any]]
+    text_offset: list[int]
+
+
 class TextChoice(BaseModel):
     index: int
     text: str
-    logprobs: None
+    logprobs: TextLogprobs | None
     finish_reason: FinishReason
 
 
@@ -95,13 +120,27 @@ class OllamaError(BaseModel):
     error: str
 
 
+class OllamaToolCall(BaseModel):
+    id: str | None = None
+    function: dict[str, Any]
+
+
+class OllamaMessage(BaseModel):
+    role: Literal["assistant"]
+    content: str
+    thinking: str | None = None
+    tool_calls: list[OllamaToolCall] | None = None
+
+
 class OllamaAnswer(BaseModel):
     """The final object of /api/generate (`response`) or /api/chat (`message`)."""
 
     model: str
     created_at: str
     response: str | None = None
-    message: AssistantMessage | None = None
+    thinking: str | None = None
+    message: OllamaMessage | None = None
+    logprobs: list[dict[str, Any]] | None = None
     done: bool
     done_reason: Literal["stop", "length", "load"] | None = None
     total_duration: int | None = None

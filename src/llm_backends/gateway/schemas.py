@@ -185,6 +185,8 @@ class OllamaGenerateRequest(Body):
     images: list[str] | None = None
     think: Think = None
     keep_alive: KeepAlive = None
+    logprobs: bool | None = None
+    top_logprobs: TopLogprobs | None = None
 
 
 class OllamaChatRequest(Body):
@@ -207,6 +209,8 @@ class OllamaChatRequest(Body):
     tools: Objects | None = None
     think: Think = None
     keep_alive: KeepAlive = None
+    logprobs: bool | None = None
+    top_logprobs: TopLogprobs | None = None
 
 
 class OllamaShowRequest(Body):

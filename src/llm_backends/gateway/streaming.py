@@ -80,6 +80,8 @@ class OpenAIEncoder:
         self._include_usage = call.include_usage
         self._started = False
         self._calls_seen: set[int] = set()
+        #: Choice indexes other than 0 seen (n > 1): each gets its own finish event.
+        self._choices: set[int] = set()
         self._envelope: dict[str, Any] = {
             "id": completion_id("chatcmpl" if self._chat else "cmpl"),
             "object": "chat.completion.chunk" if self._chat else "text_completion",
@@ -103,8 +105,12 @@ class OpenAIEncoder:
         elif chunk.text or not plain:
             delta = {"content": chunk.text} if plain else self._extend({}, chunk)
             parts.append(self._event(chunk, None, delta if self._chat else None))
+        if chunk.index:
+            self._choices.add(chunk.index)
         if chunk.done:
-            parts.append(self._end(chunk.finish_reason or "stop"))
+            reason = chunk.finish_reason or "stop"
+            parts.append(self._end(reason))
+            parts.extend(self._end(reason, index) for index in sorted(self._choices))
             if self._include_usage:
                 usage_event = {
                     **self._envelope,
@@ -138,10 +144,10 @@ class OpenAIEncoder:
         out["function"] = function
         return out
 
-    def _end(self, finish_reason: str) -> bytes:
+    def _end(self, finish_reason: str, index: int = 0) -> bytes:
         if self._calls_seen and finish_reason == "stop":
             finish_reason = "tool_calls"
-        choice: dict[str, Any] = {"index": 0}
+        choice: dict[str, Any] = {"index": index}
         if self._chat:
             choice["delta"] = {}
         else:
@@ -187,6 +193,8 @@ class OllamaEncoder:
         if not chunk.done:
             data = ollama_head(self._call, chunk.text, chunk.reasoning)
             data["done"] = False
+            if chunk.logprobs is not None:
+                data["logprobs"] = chunk.logprobs
             return orjson.dumps(data) + b"\n"
         lines = b""
         if self._calls:

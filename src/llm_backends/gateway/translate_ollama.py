@@ -23,8 +23,9 @@ from llm_backends.gateway.translate import (
 )
 from llm_backends.router.types import Result
 
-GENERATE_FEATURES = frozenset(("suffix", "format", "images", "think", "keep_alive"))
-CHAT_FEATURES = frozenset(("format", "tools", "think", "keep_alive"))
+_COMMON = ("format", "think", "keep_alive", "logprobs", "top_logprobs")
+GENERATE_FEATURES = frozenset(("suffix", "images", *_COMMON))
+CHAT_FEATURES = frozenset(("tools", *_COMMON))
 _NO_OPTIONS = OllamaOptions()
 #: Fields an ollama backend gets the same from the neutral request as from the client
 #: (options too, when they hold only temperature, num_predict and stop).

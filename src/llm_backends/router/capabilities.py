@@ -87,11 +87,9 @@ def fanout_refusal(
     limit: int,
     stream: bool,
 ) -> BackendRequestError | None:
-    """n > 1 to a backend without `n` is n calls: up to `limit`, and not for streams."""
+    """n > 1 to a backend without `n` is n calls (or n streams): up to `limit`."""
     if request.n <= 1 or N in capabilities:
         return None
-    if stream:
-        return _refuse(model, attempt, "n", "streams n > 1 only from a backend with n")
     if request.n > limit:
         return _refuse(
             model, attempt, "n", f"ignores n, and n > {limit} (MAX_FANOUT_CALLS) calls are not made"

@@ -487,7 +487,7 @@ class LLMRouter:
         backend = scope.backend(attempt.kind) or _unknown_backend(model, attempt)
         if not breaker.allow():
             raise _circuit_open(model, attempt, breaker)
-        chunks: Any = backend.stream(attempt.config, request)
+        chunks: Any = backend.stream_answer(attempt.config, request)
         started = False
         try:
             try:

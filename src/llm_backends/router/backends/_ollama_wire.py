@@ -111,6 +111,10 @@ def _features(payload: dict[str, Any], options: dict[str, Any], request: Complet
         payload["suffix"] = request.suffix
     if request.images:
         payload["images"] = list(request.images)
+    if request.logprobs or request.top_logprobs:
+        payload["logprobs"] = True
+        if request.top_logprobs:
+            payload["top_logprobs"] = request.top_logprobs
 
 
 def _message(message: ChatMessage) -> dict[str, Any]:
@@ -145,5 +149,5 @@ def tool_calls(raw: object) -> tuple[ToolCall, ...]:
 
 
 def logprobs(raw: object) -> list[dict[str, Any]] | None:
-    """Ollama's `logprobs` already has OpenAI's chat entry shape (token, logprob, ...)."""
+    """Ollama's `logprobs` entries (token, logprob, top_logprobs) have OpenAI's chat shape."""
     return raw if isinstance(raw, list) else None

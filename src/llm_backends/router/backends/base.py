@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
 import aiohttp
 
-from llm_backends.router.backends import _http
+from llm_backends.router.backends import _fanout, _http
 from llm_backends.router.backends._http import DEFAULT_MAX_RESPONSE_BYTES
-from llm_backends.router.types import BackendConfig, Choice, Chunk, Completion, CompletionRequest
+from llm_backends.router.types import BackendConfig, Chunk, Completion, CompletionRequest
 
 
 class Backend(ABC):
@@ -84,9 +82,15 @@ class Backend(ABC):
         (the router has already bounded n by MAX_FANOUT_CALLS)."""
         if request.n <= 1 or "n" in self.capabilities:
             return await self.complete(config, request)
-        single = dataclasses.replace(request, n=1)
-        answers = await asyncio.gather(*(self.complete(config, single) for _ in range(request.n)))
-        return merge_choices(answers)
+        return await _fanout.complete_n(lambda r: self.complete(config, r), request)
+
+    def stream_answer(
+        self, config: BackendConfig, request: CompletionRequest
+    ) -> AsyncIterator[Chunk]:
+        """`stream`, with n > 1 served as n concurrent streams by a backend without `n`."""
+        if request.n <= 1 or "n" in self.capabilities:
+            return self.stream(config, request)
+        return _fanout.stream_n(lambda r: self.stream(config, r), request)
 
     @abstractmethod
     async def complete(self, config: BackendConfig, request: CompletionRequest) -> Completion:
@@ -98,23 +102,3 @@ class Backend(ABC):
 
         `config.timeout_seconds` bounds the wait for each chunk, not the whole stream.
         """
-
-
-def merge_choices(answers: list[Completion]) -> Completion:
-    """n single answers -> one answer with n choices; usage is summed (prompt counted once)."""
-    first = answers[0]
-    choices = tuple(
-        Choice(
-            index=index,
-            text=answer.text,
-            finish_reason=answer.finish_reason,
-            tool_calls=answer.tool_calls,
-            reasoning=answer.reasoning,
-            logprobs=answer.logprobs,
-        )
-        for index, answer in enumerate(answers)
-    )
-    counts = [a.completion_tokens for a in answers if a.completion_tokens is not None]
-    return dataclasses.replace(
-        first, completion_tokens=sum(counts) if counts else None, choices=choices
-    )

@@ -23,9 +23,17 @@ class OllamaBackend(Backend):
 
     kind = "ollama"
     #: No tool_choice (a named one is honoured by sending only that tool), no n, no http
-    #: image URLs (Ollama takes base64 only), no logprobs in the versions this targets.
+    #: image URLs (Ollama takes base64 only).
     capabilities: ClassVar[frozenset[str]] = frozenset(
-        {cap.TOOLS, cap.RESPONSE_FORMAT, cap.IMAGES, cap.PROMPT_IMAGES, cap.THINK, cap.SUFFIX}
+        {
+            cap.TOOLS,
+            cap.RESPONSE_FORMAT,
+            cap.IMAGES,
+            cap.PROMPT_IMAGES,
+            cap.THINK,
+            cap.SUFFIX,
+            cap.LOGPROBS,
+        }
     )
 
     async def complete(self, config: BackendConfig, request: CompletionRequest) -> Completion:
