@@ -413,3 +413,19 @@ def test_streamed_n_from_a_backend_without_n_is_n_merged_streams(
     assert finishes == {0: "stop", 1: "stop"}
     assert len(fake.requests) == 2
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 6
+
+
+def test_named_tool_choice_to_mlx_offers_only_that_tool(
+    gateway: GatewayServer, fake_ollama: FakeServer, fake_openai: FakeServer
+) -> None:
+    """mlx_lm.server ignores tool_choice: the named tool is the only one it is offered."""
+    configure(gateway, "mlx", fake_ollama, fake_openai)
+    gateway.openai().chat.completions.create(
+        model=MODEL,
+        messages=HI,
+        tools=[TOOL, OTHER_TOOL],  # type: ignore[list-item]
+        tool_choice={"type": "function", "function": {"name": "get_time"}},
+    )
+    sent = fake_openai.bodies[-1]
+    assert sent["tools"] == [OTHER_TOOL]
+    assert "tool_choice" not in sent and "model" not in sent
