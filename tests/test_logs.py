@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
 import re
 import subprocess
 import sys
@@ -211,3 +212,29 @@ def test_console_format_when_json_is_off(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "routing_llm_request" in done.stdout and "[redacted]" in done.stdout
     assert "llmb_0123456789abcdef" not in done.stdout
+
+
+_CONSOLE_LINE = (
+    "from llm_backends.logs import configure_logging; import structlog; "
+    "configure_logging('INFO', False); structlog.get_logger().info('hello', model='m')"
+)
+
+
+def test_console_format_has_no_colour_codes_in_a_pipe() -> None:
+    """LOG_JSON=false into a file or a pipe: plain text."""
+    done = subprocess.run(
+        [sys.executable, "-c", _CONSOLE_LINE], capture_output=True, text=True, timeout=60
+    )
+    assert "hello" in done.stdout and "model=m" in done.stdout
+    assert "\x1b[" not in done.stdout
+
+
+def test_console_format_is_coloured_on_a_terminal() -> None:
+    main, child = os.openpty()
+    try:
+        subprocess.run([sys.executable, "-c", _CONSOLE_LINE], stdout=child, timeout=60, check=True)
+        output = os.read(main, 65536).decode()
+    finally:
+        os.close(main)
+        os.close(child)
+    assert "hello" in output and "\x1b[" in output

@@ -9,7 +9,7 @@ from typing import Annotated, TypeVar
 
 import typer
 
-from llm_backends import state
+from llm_backends import startup, state
 from llm_backends.admin.auth import Scope
 from llm_backends.banner import banner
 from llm_backends.cli_commands import register as register_http_commands
@@ -39,6 +39,7 @@ def _with_sessions(settings: Settings, work: Callable[..., Awaitable[T]]) -> T:
 
 
 @app.command()
+@startup.readable_failures("serve")
 def serve(
     host: Annotated[
         str | None, typer.Option(help="Interface to bind (default: HOST or 127.0.0.1).")
@@ -54,6 +55,7 @@ def serve(
     from llm_backends import serving
 
     settings = Settings()
+    startup.check_port_free(host or settings.host, port or settings.port)
     configure_logging(
         settings.log_level, settings.log_json, flush_interval=settings.log_flush_interval
     )
@@ -68,6 +70,7 @@ def serve(
 
 
 @app.command()
+@startup.readable_failures("migrate")
 def migrate(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
     """Apply pending database migrations."""
     migrations.upgrade(Settings().database_url, revision)
@@ -75,6 +78,7 @@ def migrate(revision: Annotated[str, typer.Argument(help="Target revision.")] = 
 
 
 @app.command()
+@startup.readable_failures("downgrade")
 def downgrade(
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "base",
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask first.")] = False,

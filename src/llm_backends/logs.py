@@ -179,6 +179,13 @@ class JsonLines:
             self.flush()
 
 
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # closed or not a file
+        return False
+
+
 def _running_loop() -> asyncio.AbstractEventLoop | None:
     try:
         return asyncio.get_running_loop()
@@ -228,7 +235,8 @@ def configure_logging(
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             SecretRedactor(),
-            structlog.dev.ConsoleRenderer(),
+            # Colour codes only for a terminal: in a file or a pipe they are noise.
+            structlog.dev.ConsoleRenderer(colors=_is_terminal(sys.stdout)),
         ]
         factory = structlog.PrintLoggerFactory(sys.stdout)
     structlog.configure(

@@ -35,6 +35,14 @@ def async_database_url(url: str) -> str:
     raise ValueError(f"DATABASE_URL must be sqlite or postgresql, got {scheme!r}")
 
 
+class LogLevelSetting(BaseSettings):
+    """LOG_LEVEL alone: read even when other settings are invalid (start-up failures)."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    log_level: str = "INFO"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
 

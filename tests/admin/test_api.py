@@ -55,15 +55,18 @@ def test_lookup_by_model_name_with_colons_and_slashes(live_server: LiveServer, n
         assert response.json()["model_name"] == name
 
 
-def test_lookup_of_missing_or_disabled_model_is_404(live_server: LiveServer) -> None:
+def test_lookup_of_a_missing_model_is_404_and_of_a_disabled_one_200(
+    live_server: LiveServer,
+) -> None:
+    """As the guide's "Issue 5" reads it: `jq '.enabled'` prints false for a disabled config."""
     anonymous = live_server.client()
-    assert anonymous.get("/api/llm-backends/model/nope").json() == {
-        "detail": "Backend not found for model: nope"
-    }
+    response = anonymous.get("/api/llm-backends/model/nope")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Backend not found for model: nope"}
     create(live_server, enabled=False)
     response = anonymous.get("/api/llm-backends/model/phi3:mini")
-    assert response.status_code == 404
-    assert response.json() == {"detail": "Backend not found for model: phi3:mini"}
+    assert response.status_code == 200
+    assert (response.json()["model_name"], response.json()["enabled"]) == ("phi3:mini", False)
 
 
 def test_lookup_returns_nothing_secret(live_server: LiveServer) -> None:
@@ -110,7 +113,10 @@ def test_rename_onto_existing_model_is_409_and_changes_nothing(live_server: Live
         f"/api/llm-backends/{first['id']}", json={"model_name": "other"}
     )
     assert response.status_code == 409
-    assert response.json() == {"detail": "Backend configuration already exists for model: other"}
+    assert response.json() == {
+        "detail": "Backend configuration already exists for model: other (id 2); "
+        "to change it, PUT /api/llm-backends/2"
+    }
     assert live_server.admin.get(f"/api/llm-backends/{first['id']}").json() == first
 
 

@@ -57,6 +57,16 @@ CREDENTIALS: dict[str, frozenset[str] | None] = {
 }
 
 
+#: The 401 message of each credential without a valid identity, word for word.
+UNAUTHORIZED = {
+    "none": "Not authenticated: send a token as 'Authorization: Bearer <token>'",
+    "malformed": "Malformed Authorization header: expected 'Authorization: Bearer <token>'",
+    "basic-scheme": "Malformed Authorization header: expected 'Authorization: Bearer <token>'",
+    "unknown": "Invalid token: it is unknown or has been revoked",
+    "revoked": "Invalid token: it is unknown or has been revoked",
+}
+
+
 @pytest.fixture
 async def credentials(
     live_server: LiveServer, sessions: async_sessionmaker[AsyncSession]
@@ -100,7 +110,7 @@ async def test_every_endpoint_with_every_credential(
                 assert response.status_code == 200, where
             elif granted is None:
                 assert response.status_code == 401, where
-                assert response.json() == {"detail": "Could not validate credentials"}
+                assert response.json() == {"detail": UNAUTHORIZED[name]}
                 assert response.headers["www-authenticate"] == "Bearer"
             elif endpoint.needs not in granted:
                 assert response.status_code == 403, where

@@ -85,6 +85,33 @@ def test_metrics_stay_open(locked: GatewayServer) -> None:
     assert locked.http().get("/metrics").status_code == 200
 
 
+@pytest.mark.parametrize(
+    ("headers", "message"),
+    [
+        (
+            {},
+            "Not authenticated: send a token with permission llm:generate as "
+            "'Authorization: Bearer <token>'",
+        ),
+        (
+            {"Authorization": "Token abc"},
+            "Malformed Authorization header: expected 'Authorization: Bearer <token>'",
+        ),
+        ({"Authorization": "Bearer nope"}, "Invalid token: it is unknown or has been revoked"),
+        ({"api-key": "llmb_unknown_token"}, "Invalid token: it is unknown or has been revoked"),
+    ],
+)
+def test_each_401_says_what_is_wrong(
+    locked: GatewayServer, headers: dict[str, str], message: str
+) -> None:
+    http = locked.http()
+    ollama = http.post("/api/chat", json=CHAT, headers=headers)
+    assert (ollama.status_code, ollama.json()) == (401, {"error": message})
+    openai = http.post("/v1/chat/completions", json=CHAT, headers=headers)
+    assert openai.status_code == 401
+    assert openai.json()["error"]["message"] == message
+
+
 def test_bad_token_is_401_and_token_without_generate_is_403(locked: GatewayServer) -> None:
     http = locked.http()
     bad = http.post("/api/chat", json=CHAT, headers={"Authorization": "Bearer nope"})

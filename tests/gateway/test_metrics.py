@@ -125,6 +125,7 @@ def test_mid_stream_failures_count_as_upstream_errors(
 def test_each_app_has_its_own_registry(start_gateway, fake_ollama: FakeServer) -> None:  # type: ignore[no-untyped-def]
     first = start_gateway()
     second = start_gateway()
+    first.add(MODEL, "ollama", fake_ollama.url)
     assert first.http().post("/api/chat", json=CHAT).status_code == 200
     assert (
         value(

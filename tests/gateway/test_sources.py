@@ -47,7 +47,7 @@ def test_they_implement_the_router_protocols(sessions: async_sessionmaker[AsyncS
     assert isinstance(StoreStatsSink(sessions), StatsSink)
 
 
-async def test_source_returns_enabled_configs_only(
+async def test_source_returns_configs_enabled_or_not(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     await add(sessions, backend_model="served", max_tokens=77, timeout_seconds=9)
@@ -61,7 +61,8 @@ async def test_source_returns_enabled_configs_only(
         "served",
     )
     assert (config.max_tokens, config.timeout_seconds) == (77, 9.0)
-    assert await source.get("off") is None
+    off = await source.get("off")
+    assert off is not None and off.enabled is False
     assert await source.get("missing") is None
 
 

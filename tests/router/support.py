@@ -69,8 +69,8 @@ def admin_app(state: AdminState) -> FastAPI:
         if state.status is not None:
             return JSONResponse({"detail": "boom"}, status_code=state.status)
         config = state.configs.get(name)
-        if config is None or not config.get("enabled", True):
-            # The real Admin API answers 404 for a disabled config too.
+        if config is None:
+            # The real Admin API answers a disabled config with 200 and "enabled": false.
             return JSONResponse({"detail": f"Backend not found for model: {name}"}, 404)
         return JSONResponse(config)
 

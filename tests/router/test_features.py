@@ -161,11 +161,13 @@ async def test_max_tokens_is_a_maximum(
 async def test_hops_go_out_as_the_loop_protection_header(
     make_router, source: DictSource, fake_ollama: FakeServer
 ) -> None:
+    from llm_backends.hops import INSTANCE_ID
     from llm_backends.router.requests import build_request
 
     source.add(MODEL, "ollama", fake_ollama.url)
     router = make_router(config_source=source)
     await router.complete(MODEL, build_request(prompt="x", hops=("gw-a", "gw-b")))
-    assert fake_ollama.requests[-1].headers["x-llm-backends-hops"] == "gw-a,gw-b"
+    # The incoming hops plus this process's id (the contract of llm_backends.hops).
+    assert fake_ollama.requests[-1].headers["x-llm-backends-hops"] == f"gw-a,gw-b,{INSTANCE_ID}"
     await router.generate(MODEL, "x")
-    assert "x-llm-backends-hops" not in fake_ollama.requests[-1].headers
+    assert fake_ollama.requests[-1].headers["x-llm-backends-hops"] == INSTANCE_ID

@@ -68,24 +68,37 @@ def actor_of(principal: Principal) -> Actor:
     return Actor(name=principal.name, token_id=principal.token_id)
 
 
-def unauthorized() -> HTTPException:
+#: The three 401s, each saying what to do. None says anything about other tokens.
+NO_CREDENTIALS = "Not authenticated: send a token as 'Authorization: Bearer <token>'"
+MALFORMED_AUTHORIZATION = "Malformed Authorization header: expected 'Authorization: Bearer <token>'"
+INVALID_TOKEN = "Invalid token: it is unknown or has been revoked"
+
+
+def unauthorized(detail: str = INVALID_TOKEN) -> HTTPException:
     return HTTPException(
         status_code=status.HTTP_401_UNAUTHORIZED,
-        detail="Could not validate credentials",
+        detail=detail,
         headers={"WWW-Authenticate": "Bearer"},
     )
 
 
-def bearer_token(request: Request) -> str | None:
-    """The token of `Authorization: Bearer <t>` (or the OpenAI-style `api-key` header)."""
+def credentials(request: Request) -> tuple[str | None, str]:
+    """The token presented as `Authorization: Bearer <t>` (or in the OpenAI-style `api-key`
+    / `x-api-key` header); without one, None and which 401 message says why."""
     header = request.headers.get("authorization")
     if header is not None:
-        scheme, _, token = header.partition(" ")
+        scheme, _, token = header.strip().partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token or " " in token:
-            return None
-        return token
-    return request.headers.get("api-key") or request.headers.get("x-api-key")
+            return None, MALFORMED_AUTHORIZATION
+        return token, ""
+    token = request.headers.get("api-key") or request.headers.get("x-api-key")
+    return (token, "") if token else (None, NO_CREDENTIALS)
+
+
+def bearer_token(request: Request) -> str | None:
+    """The presented token, if any (see `credentials`)."""
+    return credentials(request)[0]
 
 
 class Authenticator:
@@ -119,11 +132,15 @@ _Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer_sc
 
 
 async def authenticated(request: Request, _credentials: _Credentials = None) -> Principal:
-    """A FastAPI dependency: the caller of any valid token, 401 otherwise."""
+    """A FastAPI dependency: the caller of any valid token, 401 (saying which problem)
+    otherwise."""
     authenticator: Authenticator = request.app.state.authenticator
-    principal = await authenticator.authenticate(bearer_token(request))
+    token, problem = credentials(request)
+    if token is None:
+        raise unauthorized(problem)
+    principal = await authenticator.authenticate(token)
     if principal is None:
-        raise unauthorized()
+        raise unauthorized(INVALID_TOKEN)
     return principal
 
 

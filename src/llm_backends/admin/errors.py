@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa_exc
@@ -19,6 +19,22 @@ DATABASE_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     TimeoutError,
 )
+
+
+def require_json_body(request: Request) -> None:
+    """A FastAPI dependency: 415 for a body not sent as JSON (`curl -d` alone sends a form
+    type; FastAPI reads neither that nor a body without a type as JSON), instead of "Input
+    should be a valid dictionary"."""
+    content_type = request.headers.get("content-type") or ""
+    media = content_type.partition(";")[0].strip().lower()
+    if media == "application/json" or media.endswith("+json"):
+        return
+    raise HTTPException(
+        415,
+        f"Content-Type must be application/json, got {media or 'nothing'}: send the body "
+        "as JSON with the header 'Content-Type: application/json' "
+        "(curl: -H 'Content-Type: application/json')",
+    )
 
 
 def _field_path(loc: tuple[Any, ...]) -> str:

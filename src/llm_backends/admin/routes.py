@@ -10,18 +10,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from llm_backends.admin import credentials
 from llm_backends.admin.auth import Principal, Scope, actor_of, optional_principal, require
+from llm_backends.admin.errors import require_json_body
 from llm_backends.admin.fleet import check_fleet
 from llm_backends.admin.schemas import (
     BackendCreate,
     BackendOut,
     BackendUpdate,
     BackendWithSecret,
+    BackendWritten,
     DeleteResult,
     ErrorBody,
     MetricsReport,
     MetricsResult,
     ToggleResult,
 )
+from llm_backends.admin.self_check import endpoint_warnings
 from llm_backends.store import backends as store
 from llm_backends.store.models import LLMBackend
 
@@ -29,6 +32,7 @@ router = APIRouter(prefix="/api/llm-backends", tags=["llm-backends"])
 
 _AUTH_ERRORS = {401: {"model": ErrorBody}, 403: {"model": ErrorBody}}
 _NOT_FOUND = {404: {"model": ErrorBody}}
+_NOT_JSON = {415: {"model": ErrorBody}}
 
 
 async def db_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -71,15 +75,22 @@ async def list_backends(session: Session, enabled_only: bool = False) -> list[LL
     return list(await store.list_backends(session, enabled_only=enabled_only))
 
 
+def _written(request: Request, row: LLMBackend) -> BackendWritten:
+    written = BackendWritten.model_validate(row)
+    written.warnings = endpoint_warnings(request, row.model_name, row.endpoint_url)
+    return written
+
+
 @router.post(
     "",
-    response_model=BackendOut,
+    response_model=BackendWritten,
     status_code=status.HTTP_201_CREATED,
-    responses={**_AUTH_ERRORS, 409: {"model": ErrorBody}},
+    dependencies=[Depends(require_json_body)],
+    responses={**_AUTH_ERRORS, 409: {"model": ErrorBody}, **_NOT_JSON},
 )
 async def create_backend(
     body: BackendCreate, session: Session, request: Request, caller: Writer
-) -> LLMBackend:
+) -> BackendWritten:
     fields = credentials.storable(body, request.app.state.secret_box)
     await check_fleet(session, fields)
     try:
@@ -87,14 +98,14 @@ async def create_backend(
     except store.DuplicateModel as error:
         raise _conflict(error) from None
     _changed(request, row.model_name)
-    return row
+    return _written(request, row)
 
 
 @router.post(
     "/metrics",
     response_model=MetricsResult,
-    dependencies=[Depends(require(Scope.METRICS))],
-    responses=_AUTH_ERRORS,
+    dependencies=[Depends(require(Scope.METRICS)), Depends(require_json_body)],
+    responses={**_AUTH_ERRORS, **_NOT_JSON},
 )
 async def report_metrics(body: MetricsReport, session: Session) -> MetricsResult:
     batches = [store.ModelStatsBatch(**item.model_dump()) for item in body.stats]
@@ -105,9 +116,11 @@ async def report_metrics(body: MetricsReport, session: Session) -> MetricsResult
     "/model/{model_name:path}",
     response_model=None,
     responses={200: {"model": BackendWithSecret}, **_NOT_FOUND},
-    summary="Service-to-service lookup of the enabled config of a model (no auth)",
-    description="Public. With a token that has `llm_backends:secrets`, the answer also holds "
-    "the backend's `api_key` (a library router needs it); any other caller never sees it.",
+    summary="Service-to-service lookup of a model's config, enabled or not (no auth)",
+    description="200 with the config (`enabled: false` for a disabled one, which routers "
+    "treat as absent and answer with the default Ollama config); 404 when there is none. "
+    "With a token that has `llm_backends:secrets`, the answer also holds the backend's "
+    "`api_key` (a library router needs it); any other caller never sees it.",
 )
 async def get_backend_for_model(
     model_name: str,
@@ -115,7 +128,7 @@ async def get_backend_for_model(
     request: Request,
     caller: Annotated[Principal | None, Depends(optional_principal)],
 ) -> BackendOut | BackendWithSecret:
-    row = await store.get_enabled_backend(session, model_name)
+    row = await store.get_backend_by_model(session, model_name)
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"Backend not found for model: {model_name}")
     if caller is not None and Scope.SECRETS in caller.scopes:
@@ -138,12 +151,13 @@ async def get_backend(backend_id: BackendId, session: Session) -> LLMBackend:
 
 @router.put(
     "/{backend_id}",
-    response_model=BackendOut,
-    responses={**_AUTH_ERRORS, **_NOT_FOUND, 409: {"model": ErrorBody}},
+    response_model=BackendWritten,
+    dependencies=[Depends(require_json_body)],
+    responses={**_AUTH_ERRORS, **_NOT_FOUND, 409: {"model": ErrorBody}, **_NOT_JSON},
 )
 async def update_backend(
     backend_id: BackendId, body: BackendUpdate, session: Session, request: Request, caller: Writer
-) -> LLMBackend:
+) -> BackendWritten:
     changes = credentials.storable(body, request.app.state.secret_box)
     if changes.keys() & _FLEET_INPUTS:
         current = await store.get_backend(session, backend_id)
@@ -159,7 +173,7 @@ async def update_backend(
         raise _not_found(backend_id)
     # A rename also frees the old name: then any cached model may be stale.
     _changed(request, None if "model_name" in changes else row.model_name)
-    return row
+    return _written(request, row)
 
 
 @router.delete(

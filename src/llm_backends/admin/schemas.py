@@ -13,7 +13,9 @@ from pydantic import (
     Field,
     PlainSerializer,
     SecretStr,
+    SerializerFunctionWrapHandler,
     field_validator,
+    model_serializer,
     model_validator,
 )
 from pydantic.json_schema import SkipJsonSchema
@@ -323,6 +325,25 @@ class BackendWithSecret(BackendOut):
     api_key: str | None = Field(
         default=None, description="Present only for a token with llm_backends:secrets."
     )
+
+
+class BackendWritten(BackendOut):
+    """A created or updated config, with what the operator should know about it. Without
+    warnings the body is exactly a BackendOut (what GET answers)."""
+
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="Present only when not empty: problems that did not stop the write, e.g. "
+        "an endpoint_url that is this server's own address.",
+    )
+
+    # No return annotation: the JSON schema stays the model's own, not a bare "object".
+    @model_serializer(mode="wrap")
+    def _without_empty_warnings(self, handler: SerializerFunctionWrapHandler):  # type: ignore[no-untyped-def]
+        data: dict[str, Any] = handler(self)
+        if not data.get("warnings"):
+            data.pop("warnings", None)
+        return data
 
 
 class DeleteResult(BaseModel):

@@ -13,21 +13,28 @@ from collections.abc import Callable
 
 from starlette.requests import Request
 
-from llm_backends.admin.auth import Authenticator, Scope, bearer_token
+from llm_backends.admin.auth import (
+    INVALID_TOKEN,
+    MALFORMED_AUTHORIZATION,
+    Authenticator,
+    Scope,
+    credentials,
+)
 from llm_backends.admin.errors import DATABASE_ERRORS
 from llm_backends.gateway.errors import GatewayError
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
-def unauthorized() -> GatewayError:
-    return GatewayError(
-        401,
-        "Invalid or missing token: send one with permission llm:generate as "
-        "'Authorization: Bearer <token>'",
-        code="invalid_api_key",
-        headers=_CHALLENGE,
-    )
+#: Without any credentials: what to send.
+NO_CREDENTIALS = (
+    "Not authenticated: send a token with permission llm:generate as "
+    "'Authorization: Bearer <token>'"
+)
+
+
+def unauthorized(message: str = INVALID_TOKEN) -> GatewayError:
+    return GatewayError(401, message, code="invalid_api_key", headers=_CHALLENGE)
 
 
 def forbidden() -> GatewayError:
@@ -60,9 +67,11 @@ class GatewayAuth:
         """Return if the request may generate; raise a GatewayError (401/403/503) if not."""
         if not self.required:
             return
-        token = bearer_token(request)
-        if not token:
-            raise unauthorized()
+        token, problem = credentials(request)
+        if token is None:
+            raise unauthorized(
+                MALFORMED_AUTHORIZATION if problem == MALFORMED_AUTHORIZATION else NO_CREDENTIALS
+            )
         now = self._clock()
         if self._granted.get(token, -1.0) > now:
             return
@@ -76,7 +85,7 @@ class GatewayAuth:
                 headers={"Retry-After": "5"},
             ) from error
         if principal is None:
-            raise unauthorized()
+            raise unauthorized(INVALID_TOKEN)
         if Scope.GENERATE not in principal.scopes:
             raise forbidden()
         if len(self._granted) >= self._max_entries:

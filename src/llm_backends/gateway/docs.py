@@ -243,6 +243,7 @@ _ERROR_STATUSES = {
     502: "The backend is down or answered outside its protocol",
     503: "The config or token store cannot be reached",
     504: "The backend did not answer within the config's timeout",
+    508: "Loop detected: a config leads back to a gateway the request already passed through",
 }
 
 

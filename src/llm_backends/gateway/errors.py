@@ -30,6 +30,9 @@ _OPENAI_TYPES = {
     422: "invalid_request_error",
 }
 
+#: Set ("true") on answers of a model without an enabled config, sent to the default Ollama.
+DEFAULT_ROUTE_HEADER = "x-llm-default-route"
+
 _USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
 _BEARER = re.compile(r"(bearer\s+)\S+", re.IGNORECASE)
 _SECRET_PARAM = re.compile(
@@ -76,14 +79,22 @@ class GatewayError(Exception):
 
 def from_router_error(error: LLMRouterError) -> GatewayError:
     """502 unavailable/invalid, 504 timeout, 404 unknown model, 400 rejected request; a
-    backend's Retry-After (it answered 503 or 429) is passed on."""
+    backend's Retry-After (it answered 503 or 429) is passed on, and a request that took the
+    default route (no enabled config) says so in DEFAULT_ROUTE_HEADER."""
+    headers: dict[str, str] | None = None
+    if error.retry_after or error.default_route:
+        headers = {}
+        if error.retry_after:
+            headers["Retry-After"] = error.retry_after
+        if error.default_route:
+            headers[DEFAULT_ROUTE_HEADER] = "true"
     return GatewayError(
         error.http_status,
         redact(str(error)),
         code=error_code(error),
         param=getattr(error, "param", None),
         backend=error.backend,
-        headers={"Retry-After": error.retry_after} if error.retry_after else None,
+        headers=headers,
     )
 
 

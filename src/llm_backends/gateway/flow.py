@@ -22,8 +22,16 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from llm_backends import hops
 from llm_backends.gateway.disconnect import CancelOnDisconnect, ClientDisconnected
-from llm_backends.gateway.errors import GatewayError, Protocol, error_body, from_router_error
+from llm_backends.gateway.errors import (
+    DEFAULT_ROUTE_HEADER,
+    GatewayError,
+    Protocol,
+    error_body,
+    from_router_error,
+)
+from llm_backends.gateway.loop_guard import loop_refusal
 from llm_backends.gateway.service import Gateway
 from llm_backends.gateway.streaming import (
     STREAM_HEADERS,
@@ -36,7 +44,7 @@ from llm_backends.gateway.translate import RouterCall
 from llm_backends.router.core import LLMRouter
 from llm_backends.router.errors import LLMRouterError
 from llm_backends.router.streaming import RoutedStream
-from llm_backends.router.types import Result
+from llm_backends.router.types import CompletionRequest, Result
 
 log = structlog.get_logger("llm_backends.gateway")
 
@@ -117,6 +125,16 @@ async def handle(request: Request, endpoint: Endpoint) -> Response:
     except ClientDisconnect:
         gateway.metrics.request(protocol, "", "", str(CLIENT_CLOSED), None)
         return Response(status_code=CLIENT_CLOSED)
+    seen = hops.incoming(request.scope["headers"])
+    if seen and hops.is_loop(seen):
+        return _failed(
+            gateway,
+            protocol,
+            call,
+            await loop_refusal(gateway.router, call.model, seen),
+            started,
+            0.0,
+        )
     for name, value in request.scope["headers"]:  # fleet affinity (router/affinity.py)
         if name == b"x-session-id" and value:
             call = replace(call, request=replace(call.request, session=value.decode("latin-1")))
@@ -125,8 +143,8 @@ async def handle(request: Request, endpoint: Endpoint) -> Response:
         return json_response(endpoint.loaded(call))
     try:
         if call.stream:
-            return await _stream(request, gateway, endpoint, call, started)
-        return await _complete(request, gateway, endpoint, call, started)
+            return await _stream(request, gateway, endpoint, call, started, seen)
+        return await _complete(request, gateway, endpoint, call, started, seen)
     except ClientDisconnected:
         gateway.metrics.request(protocol, call.model, "", str(CLIENT_CLOSED), None)
         return Response(status_code=CLIENT_CLOSED)
@@ -139,14 +157,19 @@ async def handle(request: Request, endpoint: Endpoint) -> Response:
 
 
 async def _complete(
-    request: Request, gateway: Gateway, endpoint: Endpoint, call: RouterCall, started: float
+    request: Request,
+    gateway: Gateway,
+    endpoint: Endpoint,
+    call: RouterCall,
+    started: float,
+    seen: tuple[str, ...],
 ) -> Response:
     protocol = endpoint.protocol
     waited = 0.0
     async with CancelOnDisconnect(request.receive):
         calling = time.perf_counter()
         try:
-            result = await route(gateway.router, call)
+            result = await route(gateway.router, call, seen)
         except LLMRouterError as error:
             waited = time.perf_counter() - calling
             gateway.metrics.routed_error(call.model, error)
@@ -156,22 +179,37 @@ async def _complete(
     headers = {"x-llm-backend": result.backend, "x-llm-endpoint": result.endpoint}
     if result.max_tokens_capped is not None:
         headers[CAPPED_HEADER] = str(result.max_tokens_capped)
+    if not gateway.router.has_config(call.model):
+        headers[DEFAULT_ROUTE_HEADER] = "true"
     if result.fallback_from:
         headers["x-llm-fallback-from"] = result.fallback_from
         gateway.metrics.fallback(call.model, result.fallback_from, result.backend)
     elapsed = time.perf_counter() - started
     headers["x-llm-overhead-ms"] = overhead_header(elapsed - waited)
-    gateway.metrics.request(protocol, call.model, result.backend, "200", elapsed)
+    gateway.metrics.request(
+        protocol,
+        call.model,
+        result.backend,
+        "200",
+        elapsed,
+        result.prompt_tokens,
+        result.completion_tokens,
+    )
     return Response(body, media_type=JSON, headers=headers)
 
 
 async def _stream(
-    request: Request, gateway: Gateway, endpoint: Endpoint, call: RouterCall, started: float
+    request: Request,
+    gateway: Gateway,
+    endpoint: Endpoint,
+    call: RouterCall,
+    started: float,
+    seen: tuple[str, ...],
 ) -> Response:
     """Pull the first chunk before answering: fallback stays invisible, an early failure
     gets a real status, and the headers can name the backend."""
     protocol = endpoint.protocol
-    routed = open_stream(gateway.router, call)
+    routed = open_stream(gateway.router, call, seen)
     calling = time.perf_counter()
     opened = False
     try:
@@ -187,9 +225,12 @@ async def _stream(
             await routed.aclose()
     waited = time.perf_counter() - calling
     backend = routed.backend or ""
+    gateway.metrics.first_token(call.model, backend, time.perf_counter() - started)
     headers = {"x-llm-backend": backend, "x-llm-endpoint": routed.endpoint or "", **STREAM_HEADERS}
     if routed.max_tokens_capped is not None:
         headers[CAPPED_HEADER] = str(routed.max_tokens_capped)
+    if not gateway.router.has_config(call.model):
+        headers[DEFAULT_ROUTE_HEADER] = "true"
     if routed.fallback_from:
         headers["x-llm-fallback-from"] = routed.fallback_from
         gateway.metrics.fallback(call.model, routed.fallback_from, backend)
@@ -199,7 +240,16 @@ async def _stream(
     def on_end(status: str, failure: GatewayError | None) -> None:
         if failure is not None:
             metrics.upstream_error(call.model, backend, failure.code or "error")
-        metrics.request(protocol, call.model, backend, status, time.perf_counter() - started)
+        final = routed.final
+        metrics.request(
+            protocol,
+            call.model,
+            backend,
+            status,
+            time.perf_counter() - started,
+            final.prompt_tokens if final is not None else None,
+            final.completion_tokens if final is not None else None,
+        )
 
     body = stream_body(routed, first, encoder, on_end)
     headers["x-llm-overhead-ms"] = overhead_header(time.perf_counter() - started - waited)
@@ -222,9 +272,14 @@ def _failed(
     return error_response(protocol, error, elapsed - waited)
 
 
-async def route(router: LLMRouter, call: RouterCall) -> Result:
-    return await router.complete(call.model, call.request)
+async def route(router: LLMRouter, call: RouterCall, seen: tuple[str, ...] = ()) -> Result:
+    """`seen`: the gateways the request already passed through (sent on, see hops)."""
+    return await router.complete(call.model, _with_hops(call.request, seen))
 
 
-def open_stream(router: LLMRouter, call: RouterCall) -> RoutedStream:
-    return router.stream_request(call.model, call.request)
+def open_stream(router: LLMRouter, call: RouterCall, seen: tuple[str, ...] = ()) -> RoutedStream:
+    return router.stream_request(call.model, _with_hops(call.request, seen))
+
+
+def _with_hops(request: CompletionRequest, seen: tuple[str, ...]) -> CompletionRequest:
+    return replace(request, hops=seen) if seen else request

@@ -56,7 +56,7 @@ def start_gateway(
     )
     changes.subscribe(router.invalidate)
     start_probes(router, sessions)
-    metrics = GatewayMetrics(router.breaker_states)
+    metrics = GatewayMetrics(router.breaker_states, configured=router.has_config)
     metrics.registry.register(FleetCollector(router.fleet))
     metrics.observer = timeseries.record
     return Gateway(

@@ -59,7 +59,8 @@ def to_config(row: LLMBackend, box: SecretBox | None = None) -> BackendConfig:
 
 
 class StoreConfigSource:
-    """A ConfigSource over the store; a lookup takes at most `timeout` seconds."""
+    """A ConfigSource over the store; a lookup takes at most `timeout` seconds. A disabled
+    config is returned as such (the route cache then uses the default, logging why)."""
 
     def __init__(
         self,
@@ -75,7 +76,7 @@ class StoreConfigSource:
     async def get(self, model_name: str) -> BackendConfig | None:
         try:
             async with asyncio.timeout(self._timeout), self._sessions() as session:
-                row = await store.get_enabled_backend(session, model_name)
+                row = await store.get_backend_by_model(session, model_name)
         except DATABASE_ERRORS as error:
             raise ConfigSourceUnavailable(
                 f"config store unavailable: {type(error).__name__}: {error}"

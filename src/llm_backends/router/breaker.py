@@ -37,6 +37,7 @@ class CircuitBreaker:
         "_clock",
         "_cooldown",
         "_failures",
+        "_last_failure",
         "_opened_at",
         "_probing",
         "_state",
@@ -58,6 +59,7 @@ class CircuitBreaker:
         self._clock = clock
         self._state: BreakerState = CLOSED
         self._failures = 0
+        self._last_failure: str | None = None
         self._opened_at = 0.0
         self._probing = False
 
@@ -72,6 +74,11 @@ class CircuitBreaker:
     def failures(self) -> int:
         """Consecutive health failures so far."""
         return self._failures
+
+    @property
+    def last_failure(self) -> str | None:
+        """What the last health failure was (the one that opened an open breaker)."""
+        return self._last_failure
 
     @property
     def retry_in(self) -> float:
@@ -99,8 +106,11 @@ class CircuitBreaker:
             self._probing = False
         self._failures = 0
 
-    def record_failure(self) -> None:
+    def record_failure(self, reason: str | None = None) -> None:
+        """One more health failure; `reason` says what failed (kept for the open error)."""
         self._failures += 1
+        if reason is not None:
+            self._last_failure = reason
         if self._state == HALF_OPEN or (
             self._state == CLOSED and self._failures >= self._threshold
         ):
@@ -119,6 +129,7 @@ class CircuitBreaker:
             "backend_circuit_opened",
             endpoint=self.endpoint,
             consecutive_failures=self._failures,
+            last_failure=self._last_failure,
             cooldown_s=self._cooldown,
         )
 

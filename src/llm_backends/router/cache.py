@@ -51,8 +51,12 @@ class RouteCache:
         ttl: float,
         retry_seconds: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
+        max_entries: int = 4096,
     ) -> None:
+        """`max_entries` bounds the cache: clients choose model names, and each unknown one
+        is cached (as its default route); past the bound the oldest entry is dropped."""
         self.source = source
+        self._max_entries = max_entries
         self._make_route = make_route
         self._default_config = default_config
         self._ttl = ttl
@@ -159,7 +163,10 @@ class RouteCache:
     def _store(self, model: str, entry: _Entry, me: asyncio.Task[Route] | None) -> None:
         # An invalidate() during the fetch unregistered it: its answer may predate the change.
         if self._inflight.get(model) is me:
-            self._entries[model] = entry
+            entries = self._entries
+            if model not in entries and len(entries) >= self._max_entries:
+                del entries[next(iter(entries))]  # the oldest: it is fetched again if asked
+            entries[model] = entry
 
     def _default_route(self, model: str) -> Route:
         return self._make_route(self._default_config(model), True)

@@ -1,8 +1,10 @@
 """Where the router learns a model's backend config: an interface and the Admin API client.
 
 Library mode asks the Admin API over HTTP; the gateway passes an in-process source over the
-store. Both answer `None` for "no enabled config" and raise `ConfigSourceUnavailable` when they
-cannot answer at all, which the cache turns into stale-or-default serving.
+store. Both answer the config, enabled or not (the cache treats a disabled one as absent and
+uses the default, as the guide says), `None` for "no config", and raise
+`ConfigSourceUnavailable` when they cannot answer at all, which the cache turns into
+stale-or-default serving.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ class ConfigSource(Protocol):
 
 
 class HttpConfigSource:
-    """`GET {admin_url}/api/llm-backends/model/{name}`: 200 is the config, 404 is "none"."""
+    """`GET {admin_url}/api/llm-backends/model/{name}`: 200 is the config (`enabled` says
+    whether it counts), 404 is "none"."""
 
     def __init__(
         self,

@@ -39,6 +39,7 @@ from llm_backends.router.errors import (
     LLMRouterError,
     StreamInterrupted,
 )
+from llm_backends.router.explain import circuit_open_reason, on_default_route
 from llm_backends.router.fallback import (
     Attempt,
     Route,
@@ -345,6 +346,12 @@ class LLMRouter:
         """The effective config of `model` (the default Ollama config when it has none)."""
         return (await self._cache.get(model)).config
 
+    def has_config(self, model: str) -> bool:
+        """Whether `model` routes by an enabled config of its own, as last looked up (no
+        lookup): False for the default Ollama route and for a model never asked for."""
+        route = self._cache.peek(model)
+        return route is not None and not route.is_default
+
     def invalidate(self, model: str | None = None) -> None:
         """Re-fetch the config of `model` (or of every model) on its next call."""
         self._cache.invalidate(model)
@@ -407,7 +414,7 @@ class LLMRouter:
                     first_error = first_error or error
                     _log_fallback(model, attempt, attempts[index + 1], error)
                     continue
-                failure = self._failed(model, error, first_error, started)
+                failure = self._failed(model, error, first_error, started, route)
                 if failure is error:
                     raise
                 raise failure from error
@@ -482,7 +489,7 @@ class LLMRouter:
             ended = True
             # Text already reached the caller: another backend can't continue it.
             if is_health_failure(error):
-                self._breakers.get(attempt.endpoint).record_failure()
+                self._breakers.get(attempt.endpoint).record_failure(error.reason)
             interrupted = StreamInterrupted(
                 f"stream interrupted after the first chunk: {error.reason}",
                 model=model,
@@ -490,8 +497,7 @@ class LLMRouter:
                 endpoint=attempt.endpoint,
                 status_code=error.status_code,
             )
-            self._failed(model, interrupted, None, started)
-            raise interrupted from error
+            raise self._failed(model, interrupted, None, started, route) from error
         finally:
             await chunks.aclose()
             if not ended:
@@ -535,7 +541,7 @@ class LLMRouter:
                     first_error = first_error or error
                     _log_fallback(model, attempt, attempts[index + 1], error)
                     continue
-                failure = self._failed(model, error, first_error, started)
+                failure = self._failed(model, error, first_error, started, route)
                 if failure is error:
                     raise
                 raise failure from error
@@ -691,8 +697,9 @@ class LLMRouter:
             duration_ms=round(latency_ms, 3),
             tokens_per_sec=None if tokens_per_sec is None else round(tokens_per_sec, 1),
             max_tokens_capped=capped,
+            default_route=route.is_default,
         )
-        if self._stats is not None:
+        if self._stats is not None and not route.is_default:
             self._stats.record(model, latency_ms, tokens_per_sec, False, attempt.endpoint)
         return tokens_per_sec
 
@@ -702,10 +709,15 @@ class LLMRouter:
         error: LLMRouterError,
         first_error: LLMRouterError | None,
         started: float,
+        route: Route | None = None,
     ) -> LLMRouterError:
-        """Log and count a failure; the error to raise names every backend tried."""
+        """Log and count a failure; the error to raise names every backend tried, and says
+        so when the model had no enabled config (the default Ollama was used)."""
         if first_error is not None:
             error = after_fallback(error, first_error)
+        default = route is not None and route.is_default
+        if default:
+            error = on_default_route(error, model, error.endpoint)
         latency_ms = (time.perf_counter() - started) * 1000.0
         log.warning(
             "llm_request_failed",
@@ -714,8 +726,10 @@ class LLMRouter:
             endpoint=error.endpoint,
             error=str(error),
             error_type=type(error).__name__,
+            default_route=default,
         )
-        if self._stats is not None:
+        # A model without a config has no row to count in (and clients choose the names).
+        if self._stats is not None and not default:
             self._stats.record(model, latency_ms, None, True, error.endpoint)
         return error
 
@@ -781,15 +795,14 @@ def _capped(config: BackendConfig, request: CompletionRequest) -> int | None:
 def _judge(breaker: CircuitBreaker, error: LLMRouterError) -> None:
     """A 404/400 still proves the server is up; only health failures count against it."""
     if is_health_failure(error):
-        breaker.record_failure()
+        breaker.record_failure(error.reason)
     else:
         breaker.record_success()
 
 
 def _circuit_open(model: str, attempt: Attempt, breaker: CircuitBreaker) -> CircuitOpen:
     return CircuitOpen(
-        f"circuit open after {breaker.failures} consecutive failures, "
-        f"next probe in {breaker.retry_in:.1f}s",
+        circuit_open_reason(breaker.failures, breaker.last_failure, breaker.retry_in),
         model=model,
         backend=attempt.kind,
         endpoint=attempt.endpoint,

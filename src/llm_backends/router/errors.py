@@ -10,6 +10,8 @@ class LLMRouterError(Exception):
     http_status: int = 502
     #: The backend that failed first when this error ended a fallback (auto), else None.
     fallback_from: str | None = None
+    #: True when the model had no enabled config and the default Ollama was used.
+    default_route: bool = False
 
     def __init__(
         self,
@@ -55,6 +57,13 @@ class BackendRequestError(LLMRouterError):
     """The backend rejected the request itself (HTTP 400/422): retrying elsewhere won't help."""
 
     http_status = 400
+
+
+class LoopDetected(BackendRequestError):
+    """The backend is an llm-backends gateway this request already passed through (HTTP 508):
+    a config points back at a gateway. Not a health failure, and no fallback hides it."""
+
+    http_status = 508
 
 
 class StreamInterrupted(LLMRouterError):

@@ -18,11 +18,24 @@ from llm_backends.store.models import LLMBackend, utcnow
 
 
 class DuplicateModel(Exception):
-    """Another config already uses this model name."""
+    """Another config already uses this model name (`existing_id`, when it could be read)."""
 
-    def __init__(self, model_name: str) -> None:
+    def __init__(self, model_name: str, existing_id: int | None = None) -> None:
         self.model_name = model_name
-        super().__init__(f"Backend configuration already exists for model: {model_name}")
+        self.existing_id = existing_id
+        message = f"Backend configuration already exists for model: {model_name}"
+        if existing_id is not None:
+            message += f" (id {existing_id}); to change it, PUT /api/llm-backends/{existing_id}"
+        super().__init__(message)
+
+
+async def _duplicate(session: AsyncSession, model_name: str) -> DuplicateModel:
+    """The error of a write that hit the unique model name, naming the row that holds it."""
+    await session.rollback()
+    existing = await session.scalar(
+        select(LLMBackend.id).where(LLMBackend.model_name == model_name)
+    )
+    return DuplicateModel(model_name, existing)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +65,11 @@ async def get_backend(session: AsyncSession, backend_id: int) -> LLMBackend | No
     return await session.get(LLMBackend, backend_id)
 
 
+async def get_backend_by_model(session: AsyncSession, model_name: str) -> LLMBackend | None:
+    """The config of a model, enabled or not."""
+    return await session.scalar(select(LLMBackend).where(LLMBackend.model_name == model_name))
+
+
 async def get_enabled_backend(session: AsyncSession, model_name: str) -> LLMBackend | None:
     query = select(LLMBackend).where(
         LLMBackend.model_name == model_name, LLMBackend.enabled.is_(True)
@@ -78,8 +96,7 @@ async def create_backend(
         )
         await session.commit()
     except IntegrityError as error:
-        await session.rollback()
-        raise DuplicateModel(fields["model_name"]) from error
+        raise await _duplicate(session, fields["model_name"]) from error
     audit.log_entry(entry)
     return row
 
@@ -106,7 +123,10 @@ async def update_backend(
     *,
     actor: Actor = SYSTEM,
 ) -> LLMBackend | None:
-    """Set only the given fields. None when no row has this id."""
+    """Set only the given fields. None when no row has this id. Nothing to set (`PUT {}`)
+    reads the row, audits nothing: `updated_at` moves only when something was written."""
+    if not changes:
+        return await session.get(LLMBackend, backend_id)
     before = await _lock(session, backend_id)
     if before is None:
         await session.rollback()
@@ -130,8 +150,7 @@ async def update_backend(
         )
         await session.commit()
     except IntegrityError as error:
-        await session.rollback()
-        raise DuplicateModel(str(changes.get("model_name"))) from error
+        raise await _duplicate(session, str(changes.get("model_name"))) from error
     audit.log_entry(entry)
     return row
 

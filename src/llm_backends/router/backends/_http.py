@@ -7,6 +7,7 @@ Plain functions over the shared session: no classes, no state.
 
 from __future__ import annotations
 
+import errno
 import functools
 import re
 from collections.abc import AsyncIterator
@@ -15,34 +16,38 @@ from typing import Any
 import aiohttp
 import orjson
 
+from llm_backends import hops as hop_list
 from llm_backends.router.errors import (
     BackendRequestError,
     BackendTimeout,
     BackendUnavailable,
     InvalidBackendResponse,
     LLMRouterError,
+    LoopDetected,
     ModelNotFound,
 )
 from llm_backends.router.types import BackendConfig, FinishReason
 
-#: Headers of every JSON POST (pairs in a tuple: aiohttp takes it, nobody can mutate it).
-JSON_HEADERS: tuple[tuple[str, str], ...] = (("Content-Type", "application/json"),)
 
-#: The loop-protection header (contract with llm_backends/hops.py, which owns the instance
-#: id): the gateways a request already went through, comma-separated.
-HOPS_HEADER = "x-llm-backends-hops"
+@functools.lru_cache(maxsize=64)
+def hop_headers(hops: tuple[str, ...] = ()) -> tuple[tuple[str, str], ...]:
+    """Headers of a JSON POST: the content type and the hop list (the request's incoming
+    hops plus this process's id: see `llm_backends.hops`). Pairs in a tuple: aiohttp takes
+    it, nobody can mutate it, and the usual case (no incoming hops) is built once."""
+    return (("Content-Type", "application/json"), (hop_list.HEADER, hop_list.outgoing(hops)))
+
+
+#: Headers of a POST that did not come through a gateway.
+JSON_HEADERS = hop_headers()
 
 
 def request_headers(
     config: BackendConfig, hops: tuple[str, ...] = ()
 ) -> tuple[tuple[str, str], ...]:
-    """The headers of a POST to the config's backend: JSON, its credential if it has one,
-    and the hops header when the request carries hops (the hook where loop protection marks
-    what a gateway forwards). A plain request to a backend without a key allocates nothing."""
-    headers = JSON_HEADERS + config.auth_headers if config.auth_headers else JSON_HEADERS
-    if not hops:
-        return headers
-    return (*headers, (HOPS_HEADER, ",".join(hops)))
+    """The headers of a POST to the config's backend: `hop_headers`, plus its credential if
+    it has one. A plain request to a backend without a key allocates nothing."""
+    headers = hop_headers(hops) if hops else JSON_HEADERS
+    return headers + config.auth_headers if config.auth_headers else headers
 
 
 #: What a transport can raise while we talk to a backend; `transport_error` maps them.
@@ -153,6 +158,8 @@ def status_error(
         cls = BackendRequestError
     elif status == 408:
         cls = BackendTimeout
+    elif status == 508:
+        cls = LoopDetected
     elif status < 300:
         cls = InvalidBackendResponse
         reason = f"unexpected HTTP {status}"
@@ -172,6 +179,9 @@ def transport_error(exc: BaseException, config: BackendConfig, kind: str) -> LLM
         return fail(BackendTimeout, f"no answer within {config.timeout_seconds:g}s", config, kind)
     if isinstance(exc, aiohttp.ClientPayloadError):
         return fail(InvalidBackendResponse, f"response body cut: {detail}", config, kind)
+    if isinstance(exc, aiohttp.ClientConnectorError) and (exc.os_error.errno == errno.ECONNREFUSED):
+        # The guide's troubleshooting looks for "Connection refused" (nothing listens there).
+        detail = f"Connection refused ({detail})"
     if isinstance(exc, aiohttp.ClientConnectionError | aiohttp.InvalidURL):
         return fail(BackendUnavailable, f"cannot reach backend: {detail}", config, kind)
     return fail(InvalidBackendResponse, f"bad HTTP response: {detail}", config, kind)
