@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from llm_backends.admin import health
+from llm_backends.admin import feed, health
 from llm_backends.admin import routes as admin_routes
 from llm_backends.admin.auth import Authenticator
 from llm_backends.admin.errors import install_error_handlers, validation_error_schema
@@ -19,6 +19,7 @@ from llm_backends.limits import BodySizeLimit
 from llm_backends.settings import Settings
 from llm_backends.store.db import engine_from_settings, session_factory
 from llm_backends.store.events import ConfigChanges
+from llm_backends.store.notify import start_notifier
 
 
 def create_app(settings: Settings | None = None) -> FastPathAPI:
@@ -37,9 +38,16 @@ def create_app(settings: Settings | None = None) -> FastPathAPI:
         app.state.gateway = start_gateway(
             settings, app.state.sessions, app.state.authenticator, app.state.config_changes
         )
+        # Other processes' writes (NOTIFY + version poll) into config_changes; the feed.
+        app.state.change_feed = feed.ChangeFeed(app.state.sessions, app.state.config_changes)
+        notifier = start_notifier(app.state.sessions, app.state.config_changes, settings=settings)
+        release = feed.release_on_shutdown_signal(app.state.change_feed)
         try:
             yield
         finally:
+            release()
+            app.state.change_feed.close()
+            await notifier.stop()
             await app.state.gateway.close()
             await engine.dispose()
 
@@ -51,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastPathAPI:
     )
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(feed.router)  # before admin_routes: its /{backend_id} would take "changes"
     app.include_router(admin_routes.router)
     install_gateway(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

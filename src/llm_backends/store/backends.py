@@ -1,5 +1,7 @@
-"""Queries over `llm_backends`. Every write is a single statement, so it is atomic on both
-databases and uniqueness is enforced by the database, never by check-then-insert."""
+"""Queries over `llm_backends`. Every write is a single statement plus its `record_change`
+(the config version, in the same transaction), so it is atomic on both databases and
+uniqueness is enforced by the database, never by check-then-insert. `fold_stats` is not a
+config change: it bumps nothing."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from sqlalchemy import case, delete, func, insert, not_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from llm_backends.store.changes import record_change
 from llm_backends.store.models import LLMBackend, utcnow
 
 
@@ -61,11 +64,12 @@ async def create_backend(session: AsyncSession, fields: Mapping[str, Any]) -> LL
     )
     try:
         row = await session.scalar(statement)
+        assert row is not None
+        await record_change(session, row.model_name)
         await session.commit()
     except IntegrityError as error:
         await session.rollback()
         raise DuplicateModel(fields["model_name"]) from error
-    assert row is not None
     return row
 
 
@@ -80,8 +84,15 @@ async def update_backend(
         .returning(LLMBackend)
         .execution_options(synchronize_session=False, populate_existing=True)
     )
+    old_name = None
+    if "model_name" in changes:  # a rename changes two models: the old name is freed
+        old_name = await session.scalar(
+            select(LLMBackend.model_name).where(LLMBackend.id == backend_id)
+        )
     try:
         row = await session.scalar(statement)
+        if row is not None:
+            await record_change(session, *filter(None, (old_name, row.model_name)))
         await session.commit()
     except IntegrityError as error:
         await session.rollback()
@@ -95,6 +106,8 @@ async def delete_backend(session: AsyncSession, backend_id: int) -> str | None:
         delete(LLMBackend).where(LLMBackend.id == backend_id).returning(LLMBackend.model_name)
     )
     model_name = await session.scalar(statement)
+    if model_name is not None:
+        await record_change(session, model_name)
     await session.commit()
     return model_name
 
@@ -109,6 +122,8 @@ async def toggle_backend(session: AsyncSession, backend_id: int) -> LLMBackend |
         .execution_options(synchronize_session=False, populate_existing=True)
     )
     row = await session.scalar(statement)
+    if row is not None:
+        await record_change(session, row.model_name)
     await session.commit()
     return row
 
