@@ -42,6 +42,8 @@ class AdminState:
     status: int | None = None
     #: Config lookups wait until the client leaves (a hung Admin API).
     hang: bool = False
+    #: Config lookups answer after this many seconds (a slow Admin API).
+    lookup_delay: float = 0.0
     #: Raw (still percent-encoded) paths of the config lookups, in order.
     lookups: list[str] = field(default_factory=list)
     #: (headers, body) of every metrics POST.
@@ -63,6 +65,7 @@ class AdminState:
         self.configs.clear()
         self.status = None
         self.hang = False
+        self.lookup_delay = 0.0
         self.lookups.clear()
         self.reports.clear()
         self.metrics_status = 200
@@ -81,6 +84,8 @@ def admin_app(state: AdminState) -> FastAPI:
         if state.hang:
             await pause(request, 30)
             return Response(status_code=504)
+        if state.lookup_delay:
+            await pause(request, state.lookup_delay)
         if state.status is not None:
             return JSONResponse({"detail": "boom"}, status_code=state.status)
         config = state.configs.get(name)
