@@ -33,9 +33,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bench import procs, report, targets
+from bench.propagation import scenario_propagation
 from bench.targets import Gateway, Http, Mocks, Target
 
-SCENARIOS = ("startup", "chat", "stream", "auto", "admin", "library", "ollama")
+SCENARIOS = ("startup", "chat", "stream", "auto", "admin", "library", "ollama", "propagation")
 
 #: Which API a load run speaks: OpenAI's `POST /v1/chat/completions` or Ollama's `/api/chat`.
 Api = Literal["openai", "ollama"]
@@ -581,6 +582,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         # Without the server, the router runs against a static in-process config source.
         guarded("library", lambda: scenario_library(plan, setup.llmb, mocks))
+        guarded("propagation", lambda: scenario_propagation(mocks, work))
         if errors:
             results["errors"] = errors
     finally:

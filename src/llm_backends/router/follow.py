@@ -103,11 +103,11 @@ class ChangeFollower:
                 log.info("config_change_feed_recovered", url=self._url, version=self.version)
             failing, delay = False, BACKOFF_FIRST_SECONDS
             quick = asyncio.get_running_loop().time() - asked_at < MIN_QUIET_POLL_SECONDS
-            if not changed and quick and self.version is not None:
+            if not changed and quick:
                 await asyncio.sleep(MIN_QUIET_POLL_SECONDS)
 
     async def poll_once(self) -> bool:
-        """One poll (held up to the poll timeout); True when it applied a change."""
+        """One poll (held up to the poll timeout); False when it brought nothing new."""
         since = self.version
         params = {} if since is None else {"since": str(since), "timeout": str(self._poll_timeout)}
         timeout = aiohttp.ClientTimeout(total=self._poll_timeout + self._fetch_timeout + 5)
@@ -123,7 +123,7 @@ class ChangeFollower:
         if since is None:
             # Configs cached before this first answer may predate changes it won't list.
             self._cache.revalidate()
-            return False
+            return True  # not a quiet poll: go on at once
         return self.apply(since, version, changes)
 
     def apply(self, since: int, version: int, changes: list[tuple[str | None, int]]) -> bool:
