@@ -27,6 +27,8 @@ router = APIRouter(prefix="/api/llm-backends", tags=["llm-backends"])
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
 MAX_TIMEOUT_SECONDS = 60.0
+#: Versions are 64-bit on every database; a larger `since` can't name one.
+MAX_VERSION = 2**63 - 1
 #: Long polls held at once per process; more get 503 + Retry-After (memory stays bounded).
 MAX_WAITERS = 2048
 
@@ -146,7 +148,11 @@ async def get_changes(
     request: Request,
     since: Annotated[
         int | None,
-        Query(ge=0, description="Last version seen; omitted: answer the current version now."),
+        Query(
+            ge=0,
+            le=MAX_VERSION,
+            description="Last version seen; omitted: answer the current version now.",
+        ),
     ] = None,
     timeout: Annotated[  # noqa: ASYNC109 (the API's query parameter, not an await timeout)
         float,

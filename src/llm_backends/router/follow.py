@@ -87,7 +87,7 @@ class ChangeFollower:
             asked_at = asyncio.get_running_loop().time()
             try:
                 changed = await self.poll_once()
-            except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError) as error:
+            except Exception as error:  # unreachable, garbage, or a bug: retry
                 if not failing:
                     log.warning(
                         "config_change_feed_unreachable",

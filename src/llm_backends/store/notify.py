@@ -20,7 +20,6 @@ from typing import Any
 
 import asyncpg
 import structlog
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -29,9 +28,6 @@ from llm_backends.store.changes import CHANNEL, Change, changes_since, decode_pa
 from llm_backends.store.events import ConfigChanges
 
 log = structlog.get_logger("llm_backends.store")
-
-#: What the pool raises when the database is down, unreachable or too slow.
-DATABASE_ERRORS = (sa_exc.DBAPIError, sa_exc.TimeoutError, OSError, TimeoutError)
 
 #: Reconnect delays of the listener: doubling from the first to the last, with jitter.
 BACKOFF_FIRST_SECONDS = 0.2
@@ -95,7 +91,7 @@ class ConfigNotifier:
                 if failing:
                     log.info("config_poll_recovered", version=self.version)
                 failing = False
-            except DATABASE_ERRORS as error:
+            except Exception as error:  # the database, or a bug: poll again
                 if not failing:
                     log.warning("config_poll_failed", error=f"{type(error).__name__}: {error}")
                 failing = True
@@ -132,7 +128,7 @@ class ConfigNotifier:
                 await self._connect(terminated)
                 attempt, delay = 0, BACKOFF_FIRST_SECONDS
                 await self._watch(terminated)
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            except Exception as error:  # any failure: reconnect, never die
                 attempt += 1
                 if attempt == 1:
                     log.warning(
