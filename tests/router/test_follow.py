@@ -38,6 +38,8 @@ async def on_feed(router: LLMRouter) -> None:
         return router._follower is not None and router._follower.version is not None
 
     await until(check)
+    # Its first answer revalidates what was cached before it (lookups behind the requests).
+    await asyncio.gather(*router._cache._tasks)
 
 
 async def test_only_the_changed_model_is_looked_up_again(
