@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bench import embeddings_bench, fleet_bench, procs, report, targets, toolcall, workers
+from bench.propagation import scenario_propagation
 from bench.targets import Gateway, Http, Mocks, Target
 
 SCENARIOS = (
@@ -49,6 +50,7 @@ SCENARIOS = (
     "embeddings",
     "workers",
     "fleet",
+    "propagation",
 )
 
 #: Which API a load run speaks: OpenAI's `POST /v1/chat/completions` or Ollama's `/api/chat`.
@@ -619,6 +621,7 @@ def main(argv: list[str] | None = None) -> int:
             ),
         )
         guarded("fleet", lambda: fleet_bench.scenario_fleet(plan.quick))  # bench/fleet_bench.py
+        guarded("propagation", lambda: scenario_propagation(mocks, work))
         if errors:
             results["errors"] = errors
     finally:

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from llm_backends.admin import audit as audit_routes
-from llm_backends.admin import health
+from llm_backends.admin import feed, health
 from llm_backends.admin import routes as admin_routes
 from llm_backends.admin import status as admin_status
 from llm_backends.admin import tokens as token_routes
@@ -25,6 +25,7 @@ from llm_backends.shutdown import Drain
 from llm_backends.store.crypto import SecretBox
 from llm_backends.store.db import engine_from_settings, session_factory
 from llm_backends.store.events import ConfigChanges
+from llm_backends.store.notify import start_notifier
 from llm_backends.ui import install_ui
 
 
@@ -45,9 +46,16 @@ def create_app(settings: Settings | None = None) -> FastPathAPI:
         app.state.gateway = start_gateway(
             settings, app.state.sessions, app.state.authenticator, app.state.config_changes
         )
+        # Other processes' writes (NOTIFY + version poll) into config_changes; the feed.
+        app.state.change_feed = feed.ChangeFeed(app.state.sessions, app.state.config_changes)
+        notifier = start_notifier(app.state.sessions, app.state.config_changes, settings=settings)
+        release = feed.release_on_shutdown_signal(app.state.change_feed)
         try:
             yield
         finally:
+            release()
+            app.state.change_feed.close()
+            await notifier.stop()
             await app.state.gateway.close()
             await engine.dispose()
 
@@ -64,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastPathAPI:
     app.include_router(health.router)
     install_ui(app)  # before the Admin API: its `/{backend_id}` would take /timeseries
     app.include_router(admin_status.router)  # before admin_routes: /status is not an {id}
+    app.include_router(feed.router)  # before admin_routes: its /{backend_id} would take "changes"
     app.include_router(admin_routes.router)
     app.include_router(audit_routes.router)
     app.include_router(token_routes.router)

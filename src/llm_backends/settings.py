@@ -64,6 +64,21 @@ class Settings(BaseSettings):
         gt=0,
         description="Connect/statement timeout: a dead database answers 503 fast.",
     )
+    config_poll_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description=(
+            "Seconds between reads of the config version: the safety net of LISTEN/NOTIFY on "
+            "PostgreSQL, the whole change propagation on SQLite."
+        ),
+    )
+    config_listen_url: str | None = Field(
+        default=None,
+        description=(
+            "PostgreSQL URL of the LISTEN connection (default: DATABASE_URL). It must be a "
+            "direct or session-pooled connection: PgBouncer transaction pooling drops LISTEN."
+        ),
+    )
 
     # Admin API
     admin_api_token: SecretStr | None = Field(
@@ -90,6 +105,13 @@ class Settings(BaseSettings):
         "to one that has them (by the health probes); `auto` falls back to the first.",
     )
     llm_router_cache_ttl: float = Field(default=60.0, ge=0)
+    llm_router_follow_changes: bool = Field(
+        default=True,
+        description=(
+            "A library router follows the Admin API's change feed while it is in use, so a "
+            "config change reaches it in well under a second (else: within the cache TTL)."
+        ),
+    )
     llm_router_fetch_timeout: float = Field(
         default=2.0, gt=0, description="Timeout of one config lookup at the Admin API."
     )

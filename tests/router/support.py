@@ -42,19 +42,37 @@ class AdminState:
     status: int | None = None
     #: Config lookups wait until the client leaves (a hung Admin API).
     hang: bool = False
+    #: Config lookups answer after this many seconds (a slow Admin API).
+    lookup_delay: float = 0.0
     #: Raw (still percent-encoded) paths of the config lookups, in order.
     lookups: list[str] = field(default_factory=list)
     #: (headers, body) of every metrics POST.
     reports: list[tuple[dict[str, str], Any]] = field(default_factory=list)
     metrics_status: int = 200
+    #: The change feed: its version, (model_name, version) entries, and the polls received.
+    feed_version: int = 0
+    feed_changes: list[tuple[str | None, int]] = field(default_factory=list)
+    feed_polls: list[str] = field(default_factory=list)
+    #: Answer change-feed polls with this status instead (e.g. 503).
+    feed_status: int | None = None
+
+    def change(self, *model_names: str | None) -> None:
+        """Record a config change in the feed (as a write to the real store does)."""
+        self.feed_version += 1
+        self.feed_changes.extend((name, self.feed_version) for name in model_names or [None])
 
     def reset(self) -> None:
         self.configs.clear()
         self.status = None
         self.hang = False
+        self.lookup_delay = 0.0
         self.lookups.clear()
         self.reports.clear()
         self.metrics_status = 200
+        self.feed_version = 0
+        self.feed_changes.clear()
+        self.feed_polls.clear()
+        self.feed_status = None
 
 
 def admin_app(state: AdminState) -> FastAPI:
@@ -66,6 +84,8 @@ def admin_app(state: AdminState) -> FastAPI:
         if state.hang:
             await pause(request, 30)
             return Response(status_code=504)
+        if state.lookup_delay:
+            await pause(request, state.lookup_delay)
         if state.status is not None:
             return JSONResponse({"detail": "boom"}, status_code=state.status)
         config = state.configs.get(name)
@@ -73,6 +93,28 @@ def admin_app(state: AdminState) -> FastAPI:
             # The real Admin API answers a disabled config with 200 and "enabled": false.
             return JSONResponse({"detail": f"Backend not found for model: {name}"}, 404)
         return JSONResponse(config)
+
+    @app.get("/api/llm-backends/changes")
+    async def changes(request: Request) -> Response:
+        """The real feed's answers; a poll with nothing new is held until the client leaves
+        or a change is recorded (checked every 10 ms: a fake, the real one is woken)."""
+        state.feed_polls.append(request.url.query)
+        if state.feed_status is not None:
+            return JSONResponse({"detail": "down"}, status_code=state.feed_status)
+        since = request.query_params.get("since")
+        if since is not None:
+            deadline = asyncio.get_running_loop().time() + float(
+                request.query_params.get("timeout", "30")
+            )
+            while state.feed_version == int(since) and state.feed_status is None:
+                if asyncio.get_running_loop().time() > deadline or await pause(request, 0.01):
+                    break
+        listed = [
+            {"model_name": name, "version": version}
+            for name, version in state.feed_changes
+            if since is None or version > int(since)
+        ]
+        return JSONResponse({"version": state.feed_version, "changes": listed if since else []})
 
     @app.post("/api/llm-backends/metrics")
     async def metrics(request: Request) -> Response:
@@ -171,6 +213,8 @@ def router_settings(**overrides: Any) -> Settings:
         "llm_router_fetch_timeout": 0.5,
         "llm_router_connect_timeout": 0.5,
         "metrics_report_interval": 3600.0,
+        # The change feed has its own tests (test_follow.py); here it would be one more client.
+        "llm_router_follow_changes": False,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

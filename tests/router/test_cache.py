@@ -47,14 +47,72 @@ async def test_hit_within_ttl_does_not_fetch(source: DictSource, clock: FakeCloc
     assert source.calls == [MODEL]
 
 
-async def test_expired_entry_is_fetched_again(source: DictSource, clock: FakeClock) -> None:
+async def test_expired_entry_is_served_while_one_fetch_refreshes_it(
+    source: DictSource, clock: FakeClock
+) -> None:
     source.add(MODEL, "mlx", MLX)
     cache = make_cache(source, clock)
     await cache.get(MODEL)
     source.add(MODEL, "ollama", OLLAMA)
+    source.gate = asyncio.Event()  # the refresh hangs until the test opens it
     clock.advance(60)
-    route = await cache.get(MODEL)
-    assert route.config.backend_type == "ollama"
+    # Stale-while-revalidate: every caller gets the old route at once, one fetch starts.
+    stale = [await cache.get(MODEL) for _ in range(20)]
+    assert all(route.config.backend_type == "mlx" for route in stale)
+    assert cache.fresh(MODEL) is stale[0]
+    await source.until_calls(2)
+    assert source.calls == [MODEL, MODEL]
+    source.gate.set()
+    await asyncio.gather(*cache._tasks)
+    assert (await cache.get(MODEL)).config.backend_type == "ollama"
+    assert source.calls == [MODEL, MODEL]
+
+
+async def test_a_failed_refresh_keeps_serving_the_stale_route(
+    source: DictSource, clock: FakeClock
+) -> None:
+    source.add(MODEL, "mlx", MLX)
+    cache = make_cache(source, clock)
+    await cache.get(MODEL)
+    source.down = True
+    clock.advance(60)
+    assert (await cache.get(MODEL)).config.backend_type == "mlx"
+    await asyncio.gather(*cache._tasks)
+    assert (await cache.get(MODEL)).config.backend_type == "mlx"
+    assert source.calls == [MODEL, MODEL]  # backing off: not looked up again for 5 s
+
+
+async def test_invalidated_model_waits_for_the_fetch_started_at_once(
+    source: DictSource, clock: FakeClock
+) -> None:
+    source.add(MODEL, "mlx", MLX)
+    cache = make_cache(source, clock)
+    await cache.get(MODEL)
+    source.add(MODEL, "ollama", OLLAMA)
+    source.gate = asyncio.Event()
+    cache.invalidate(MODEL)
+    await source.until_calls(2)  # fetched without a caller asking
+    assert cache.fresh(MODEL) is None  # known changed: the old route is not served
+    waiter = asyncio.create_task(cache.get(MODEL))
+    source.gate.set()
+    assert (await waiter).config.backend_type == "ollama"
+    assert source.calls == [MODEL, MODEL]
+
+
+async def test_revalidate_serves_the_cached_route_while_refreshing(
+    source: DictSource, clock: FakeClock
+) -> None:
+    source.add(MODEL, "mlx", MLX)
+    cache = make_cache(source, clock)
+    await cache.get(MODEL)
+    source.add(MODEL, "ollama", OLLAMA)
+    source.gate = asyncio.Event()
+    cache.revalidate()
+    await source.until_calls(2)
+    assert (await cache.get(MODEL)).config.backend_type == "mlx"
+    source.gate.set()
+    await asyncio.gather(*cache._tasks)
+    assert (await cache.get(MODEL)).config.backend_type == "ollama"
     assert source.calls == [MODEL, MODEL]
 
 
@@ -175,7 +233,8 @@ async def test_stale_config_beats_a_down_source(source: DictSource, clock: FakeC
     source.down = True
     clock.advance(61)
     with capture_logs() as logs:
-        route = await cache.get(MODEL)
+        route = await cache.get(MODEL)  # served at once; the refresh fails behind it
+        await asyncio.gather(*cache._tasks)
     assert route.config.backend_type == "mlx"
     assert logs[0]["event"] == "failed_to_fetch_backend_config"
     assert logs[0]["serving"] == "stale"
@@ -188,6 +247,7 @@ async def test_failed_fetch_backs_off(source: DictSource, clock: FakeClock) -> N
     source.down = True
     clock.advance(61)
     await cache.get(MODEL)
+    await asyncio.gather(*cache._tasks)  # the background refresh fails
     for _ in range(10):
         clock.advance(0.4)
         await cache.get(MODEL)
@@ -205,7 +265,8 @@ async def test_known_down_source_is_not_waited_for(source: DictSource, clock: Fa
     await cache.get(MODEL)
     source.down = True
     clock.advance(61)
-    await cache.get(MODEL)  # this one fails and marks the source down
+    await cache.get(MODEL)  # its background refresh fails and marks the source down
+    await asyncio.gather(*cache._tasks)
     clock.advance(6)  # past the back-off: the next call triggers a re-fetch...
     source.gate = asyncio.Event()  # ...that hangs, like a dead Admin API
     route = await cache.get(MODEL)  # ...but is not awaited
@@ -225,6 +286,7 @@ async def test_background_refresh_updates_the_entry(source: DictSource, clock: F
     source.down = True
     clock.advance(61)
     await cache.get(MODEL)
+    await asyncio.gather(*cache._tasks)
     clock.advance(6)
     source.down = False
     source.add(MODEL, "ollama", OLLAMA)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 import pytest
 from structlog.testing import capture_logs
@@ -51,6 +53,8 @@ async def test_config_change_applies_after_the_ttl(
     clock.advance(59)
     assert (await router.resolve(MODEL)).backend_type == "ollama"
     clock.advance(1)
+    assert (await router.resolve(MODEL)).backend_type == "ollama"  # served at once, stale...
+    await asyncio.gather(*router._cache._tasks)  # ...while one lookup refreshes it
     assert (await router.resolve(MODEL)).backend_type == "mlx"
 
 
@@ -65,6 +69,7 @@ async def test_ttl_comes_from_settings_or_argument(
     clock.advance(5)
     for router in (by_setting, by_argument):
         await router.resolve(MODEL)
+        await asyncio.gather(*router._cache._tasks)
     assert len(fake_admin.state.lookups) == 4
 
 
@@ -115,7 +120,8 @@ async def test_failing_admin_api_keeps_the_last_known_config(
         fake_admin.state.configs[MODEL] = {"model_name": MODEL}  # no backend_type
     clock.advance(61)
     with capture_logs() as logs:
-        result = await router.generate(MODEL, "hi")
+        result = await router.generate(MODEL, "hi")  # the stale config, at once...
+        await asyncio.gather(*router._cache._tasks)  # ...while its refresh fails behind it
     assert result["backend"] == "mlx"
     (event,) = [e for e in logs if e["event"] == "failed_to_fetch_backend_config"]
     assert event["serving"] == "stale"

@@ -3,6 +3,7 @@ configs, and a library-mode LLMRouter looks them up over HTTP, as a service woul
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -25,8 +26,9 @@ async def make_router(
 ) -> AsyncIterator[MakeRouter]:
     routers: list[LLMRouter] = []
 
-    def make(**kwargs: object) -> LLMRouter:
+    def make(follow: bool = True, **kwargs: object) -> LLMRouter:
         settings = Settings(
+            llm_router_follow_changes=follow,
             _env_file=None,  # type: ignore[call-arg]
             admin_api_url=live_server.url,
             ollama_url=fake_ollama.url,
@@ -132,10 +134,11 @@ async def test_scenario_4_each_model_on_its_own_backend(
 async def test_switching_backend_takes_effect_when_the_cache_expires(
     live_server: LiveServer, mlx_server: MLXServer, fake_ollama: FakeServer, make_router: MakeRouter
 ) -> None:
+    """Without the change feed (LLM_ROUTER_FOLLOW_CHANGES=false) the TTL is what applies it."""
     created = configure(live_server, model_name="phi3:mini", backend_type="ollama",
                         endpoint_url=fake_ollama.url, max_tokens=4)  # fmt: skip
     clock = FakeClock()
-    router = make_router(clock=clock)
+    router = make_router(follow=False, clock=clock)
     assert (await router.generate(model="phi3:mini", prompt="x"))["backend"] == "ollama"
     live_server.admin.put(
         f"/api/llm-backends/{created['id']}",
@@ -143,7 +146,28 @@ async def test_switching_backend_takes_effect_when_the_cache_expires(
     )
     clock.advance(30)  # within the 60 s TTL: the cached config still answers
     assert (await router.generate(model="phi3:mini", prompt="x"))["backend"] == "ollama"
-    clock.advance(31)  # past it: no restart needed
+    clock.advance(31)  # past it: served once more while one lookup refreshes it behind
+    assert (await router.generate(model="phi3:mini", prompt="x"))["backend"] == "ollama"
+    await asyncio.gather(*router._cache._tasks)
+    assert (await router.generate(model="phi3:mini", prompt="x"))["backend"] == "mlx"
+
+
+async def test_switching_backend_takes_effect_at_once_through_the_change_feed(
+    live_server: LiveServer, mlx_server: MLXServer, fake_ollama: FakeServer, make_router: MakeRouter
+) -> None:
+    """Following the change feed (the default), no TTL has to run out (the clock stands still)."""
+    created = configure(live_server, model_name="phi3:mini", backend_type="ollama",
+                        endpoint_url=fake_ollama.url, max_tokens=4)  # fmt: skip
+    router = make_router(clock=FakeClock())
+    assert (await router.generate(model="phi3:mini", prompt="x"))["backend"] == "ollama"
+    live_server.admin.put(
+        f"/api/llm-backends/{created['id']}",
+        json={"backend_type": "mlx", "endpoint_url": mlx_server.url},
+    )
+    for _ in range(500):  # up to ~5 s; in practice a few ms
+        if (await router.resolve("phi3:mini")).backend_type == "mlx":
+            break
+        await asyncio.sleep(0.01)
     assert (await router.generate(model="phi3:mini", prompt="x"))["backend"] == "mlx"
 
 

@@ -1,7 +1,13 @@
-"""Per-model route cache: TTL, single-flight fetches, stale-on-error and back-off.
+"""Per-model route cache: TTL, stale-while-revalidate, single-flight fetches, stale-on-error
+and back-off.
 
 The hit path is one dict lookup and one clock comparison, because it runs on every request.
 Everything else (fetching, defaults, logging) happens at most once per model per TTL.
+
+No request waits on a refresh: when a route's TTL runs out it is still served, and one fetch
+in the background replaces it (stale-while-revalidate). Only a model never seen before, or
+one whose config is known to have changed (`invalidate`, called on a change notification),
+waits for its lookup, and then all its callers share the one fetch, started at once.
 
 Failure policy, so a dead config source never adds its timeout to every request:
 - a failed fetch keeps serving the last known route (or the default one) and the model is
@@ -37,6 +43,8 @@ class _Entry:
     fresh_until: float
     #: The route came from an answer of the source (not a default used because it was down).
     from_source: bool
+    #: Known to be out of date (invalidated): callers wait for the new one instead.
+    outdated: bool = False
 
 
 class RouteCache:
@@ -72,12 +80,18 @@ class RouteCache:
         return self.fresh(model) or await self._refresh(model, self._entries.get(model))
 
     def fresh(self, model: str) -> Route | None:
-        """The cached route if still fresh, without a coroutine: `fresh(m) or await get(m)`
-        saves the hit path a coroutine frame."""
+        """The route to use now, without a coroutine (`fresh(m) or await get(m)` saves the hit
+        path a coroutine frame): the cached one while fresh, and after its TTL too, while one
+        background fetch refreshes it. None when the caller must wait for a lookup."""
         entry = self._entries.get(model)
-        if entry is not None and self._clock() < entry.fresh_until:
+        if entry is None:
+            return None
+        if self._clock() < entry.fresh_until:
             return entry.route
-        return None
+        if entry.outdated:
+            return None
+        self._start_fetch(model)
+        return entry.route
 
     def peek(self, model: str) -> Route | None:
         """The cached route, fresh or stale, without fetching."""
@@ -85,17 +99,37 @@ class RouteCache:
         return entry.route if entry is not None else None
 
     def invalidate(self, model: str | None = None) -> None:
-        """Make the next call re-fetch; the old route stays as the stale fallback."""
+        """The config changed: the next call waits for a re-fetch (started here already for
+        one cached model). The old route stays as the fallback if the source is down."""
         if model is None:
             for entry in self._entries.values():
                 entry.fresh_until = -math.inf
+                entry.outdated = True
             self._inflight.clear()
             self._source_down = False
             return
         entry = self._entries.get(model)
+        self._inflight.pop(model, None)
         if entry is not None:
             entry.fresh_until = -math.inf
-        self._inflight.pop(model, None)
+            entry.outdated = True
+            self._prefetch(model)
+
+    def revalidate(self, model: str | None = None) -> None:
+        """The config may have changed: refresh in the background, serving the cached route
+        meanwhile (as when its TTL runs out)."""
+        entries = self._entries.items() if model is None else [(model, self._entries.get(model))]
+        for name, entry in list(entries):
+            if entry is not None and not entry.outdated:
+                entry.fresh_until = -math.inf
+                self._prefetch(name)
+
+    def _prefetch(self, model: str) -> None:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # called outside a loop: the next call fetches
+            return
+        self._start_fetch(model)
 
     async def close(self) -> None:
         tasks = list(self._tasks)
@@ -104,13 +138,18 @@ class RouteCache:
         self._inflight.clear()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _refresh(self, model: str, entry: _Entry | None) -> Route:
+    def _start_fetch(self, model: str) -> asyncio.Task[Route]:
+        """The model's one fetch in flight, started if there is none."""
         task = self._inflight.get(model)
         if task is None or task.done():
             task = asyncio.get_running_loop().create_task(self._fetch(model))
             self._inflight[model] = task
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _refresh(self, model: str, entry: _Entry | None) -> Route:
+        task = self._start_fetch(model)
         if self._source_down:
             # Known down: answer now; the fetch above refreshes the entry if the source is back.
             return entry.route if entry is not None else self._default_route(model)

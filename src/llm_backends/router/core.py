@@ -50,6 +50,7 @@ from llm_backends.router.fallback import (
 )
 from llm_backends.router.fleet import FleetBoard
 from llm_backends.router.fleet_flow import FleetFlow, HeldStream, Outcome
+from llm_backends.router.follow import ChangeFollower
 from llm_backends.router.health import HealthMonitor
 from llm_backends.router.pool import LoopScope
 from llm_backends.router.requests import Stop, build_request
@@ -132,6 +133,15 @@ class LLMRouter:
             retry_seconds=config_retry_seconds,
             clock=clock,
         )
+        # Library mode follows the Admin API's change feed (started in the loop on first use).
+        self._follower = (
+            ChangeFollower(
+                self.admin_url, self._session, self._cache,
+                fetch_timeout=settings.llm_router_fetch_timeout,
+            )
+            if config_source is None and settings.llm_router_follow_changes
+            else None
+        )  # fmt: skip
         self._breakers = BreakerBoard(
             threshold=settings.breaker_failure_threshold,
             cooldown=settings.breaker_cooldown_seconds,
@@ -371,6 +381,8 @@ class LLMRouter:
     async def close(self) -> None:
         """Report pending stats and close the HTTP pool. The router stays usable."""
         await self.fleet.monitor.close()
+        if self._follower is not None:
+            await self._follower.stop()
         await self._cache.close()
         if self._stats is not None:
             await self._stats.close()
@@ -748,6 +760,8 @@ class LLMRouter:
                 on_loop_end=self._on_loop_end,
             )
             self._scope = scope
+            if self._follower is not None:
+                self._follower.start(loop)
             if self._stats is not None:
                 self._stats.detach()  # a timer of a previous loop will never fire
         return scope

@@ -1,6 +1,7 @@
-"""Queries over `llm_backends`. Every write is one transaction with its audit entry; the
-change itself is a single statement, and uniqueness is enforced by the database, never by
-check-then-insert."""
+"""Queries over `llm_backends`. Every write is one transaction: a single statement for the
+change itself, its audit entry and its `record_change` (the config version), so it is atomic
+on both databases; uniqueness is enforced by the database, never by check-then-insert.
+`fold_stats` is not a config change: it bumps nothing and audits nothing."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from llm_backends.store import audit
 from llm_backends.store.audit import SYSTEM, Actor
+from llm_backends.store.changes import record_change
 from llm_backends.store.models import LLMBackend, utcnow
 
 
@@ -94,6 +96,7 @@ async def create_backend(
             audit.backend_target(row),
             audit.diff(None, audit.snapshot(row)),
         )
+        await record_change(session, row.model_name)
         await session.commit()
     except IntegrityError as error:
         raise await _duplicate(session, fields["model_name"]) from error
@@ -138,6 +141,8 @@ async def update_backend(
         .returning(LLMBackend)
         .execution_options(synchronize_session=False, populate_existing=True)
     )
+    # A rename changes two models: the old name is freed.
+    old_name = before["model_name"] if "model_name" in changes else None
     try:
         row = await session.scalar(statement)
         assert row is not None
@@ -148,6 +153,7 @@ async def update_backend(
             audit.backend_target(row),
             audit.diff(before, audit.snapshot(row)),
         )
+        await record_change(session, *filter(None, (old_name, row.model_name)))
         await session.commit()
     except IntegrityError as error:
         raise await _duplicate(session, str(changes.get("model_name"))) from error
@@ -171,6 +177,7 @@ async def delete_backend(
         audit.backend_target(row),
         audit.diff(audit.snapshot(row), None),
     )
+    await record_change(session, row.model_name)
     await session.commit()
     audit.log_entry(entry)
     return row.model_name
@@ -198,6 +205,7 @@ async def toggle_backend(
         audit.backend_target(row),
         {"enabled": {"before": not row.enabled, "after": row.enabled}},
     )
+    await record_change(session, row.model_name)
     await session.commit()
     audit.log_entry(entry)
     return row

@@ -156,7 +156,11 @@ def fault_gateway(
 ) -> Iterator[FaultGateway]:
     url = f"sqlite:///{tmp_path_factory.mktemp('backend-faults') / 'store.db'}"
     migrate.upgrade(url)
-    settings = make_settings(url, ollama_url=fake_ollama_server.url, **ROUTER_SETTINGS)
+    # The version poll reads the store on a timer (as the stats timer would write it): off
+    # here, so it can't open a pooled connection between a leak check's two counts.
+    settings = make_settings(
+        url, ollama_url=fake_ollama_server.url, config_poll_seconds=3600.0, **ROUTER_SETTINGS
+    )
     app = create_app(settings)
     capture = LoopCapture(app)
     thread = ServerThread(capture).start()
