@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import procs, targets
+from bench import procs, report_scenarios, targets
 from bench.mock_backend import DEFAULT_TEXT
 
 MOCK_TEXT = DEFAULT_TEXT
@@ -182,6 +182,7 @@ def checks(results: dict[str, Any]) -> list[dict[str, Any]]:
         None if cold is None else cold < 2,
     )
     out += performance_checks(results, name)
+    out += report_scenarios.checks(results, name)
     return out
 
 
@@ -367,7 +368,7 @@ def _fmt(v: Any, digits: int = 2) -> str:
 
 def _columns(doc: dict[str, Any]) -> list[str]:
     cols = ["direct"]
-    for section in ("chat", "ollama", "stream"):
+    for section in ("chat", "ollama", "stream", "tools"):
         for sub in (doc["results"].get(section) or {}).values():
             for name in sub:
                 if name not in cols:
@@ -389,6 +390,7 @@ def rows(doc: dict[str, Any]) -> list[tuple[str, list[str]]]:
 
     _chat_rows(row, r.get("chat"), "chat")
     _chat_rows(row, r.get("ollama"), "ollama chat")
+    report_scenarios.tools_rows(row, r)
     ttfb = _get(r, "stream", "ttfb_c1")
     if ttfb:
         row("stream TTFB p50 ms (paced, c=1)", lambda c: _fmt(_get(ttfb, c, "ttfb_p50_ms"), 3))
@@ -499,10 +501,7 @@ def _extra_lines(doc: dict[str, Any]) -> list[str]:
             f"admin change seen by the gateway: median {admin['median_ms']} ms from PUT "
             f"sent; samples {[s['from_put_sent_ms'] for s in admin['samples']]}"
         )
-    if r.get("workers"):
-        from bench.workers import summary
-
-        out += ["", f"serve --workers (chat, 32 clients): {summary(r['workers'])}"]
+    out += report_scenarios.extra_lines(r)
     if doc.get("checks"):
         out.append("")
         out.append("targets (issue):")
@@ -591,6 +590,7 @@ def markdown(doc: dict[str, Any]) -> str:
         "0.5 ms to the first byte (and to each chunk); the instant mock keeps the core busy, so "
         "its added TTFB is the gateway's own work.",
     ]
+    lines += report_scenarios.markdown_sections(doc)
     hc = doc.get("httpclient_compare")
     if hc:
         lines += [

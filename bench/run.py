@@ -12,7 +12,10 @@ Scenarios (`--only` takes any of them, comma-separated):
   admin    time until an Admin API change is seen by the gateway
   tools    chat with tools and a named tool_choice, c=1 and 32 (bench/toolcall.py)
   startup  cold start (spawn to first 200 on chat) of each gateway; peak RSS is read after load
+  embeddings  /v1/embeddings and /api/embed via llm-backends vs direct (bench/embeddings_bench.py)
   workers  chat req/s (c=32) of `serve --workers 1` vs `--workers 2`, CPU per request
+  fleet    failover (1 of 3 servers killed, 32 clients), affinity on vs off (bench/fleet_bench.py)
+  propagation  a PUT via process A seen by process B and a library router (bench/propagation.py)
 
 Rounds are interleaved (direct, llm-backends, litellm, then again, starting one further each
 round) and each figure is the median over rounds. Gateways run pinned to core 0; the mocks,
@@ -569,17 +572,21 @@ def main(argv: list[str] | None = None) -> int:
             [g.pid for g in live.gateways.values() if g.child is not None and g.child.alive()]
         )
         errors: dict[str, str] = {}
+        timings: dict[str, float] = {}  # wall seconds per scenario, shown by the report
 
         def guarded(name: str, work_fn: Any) -> None:
             """Run one scenario; its failure is recorded, and the others still run."""
             if name not in plan.only:
                 return
+            started = time.time()
             try:
                 value = work_fn()
             except Exception as error:  # reported in the results, not swallowed
                 errors[name] = f"{type(error).__name__}: {str(error)[-600:]}"
                 log(f"ERROR in scenario {name}: {errors[name]}")
                 return
+            finally:
+                timings[name] = round(time.time() - started, 1)
             if value is not None:
                 results[name] = value
 
@@ -624,6 +631,7 @@ def main(argv: list[str] | None = None) -> int:
         guarded("propagation", lambda: scenario_propagation(mocks, work))
         if errors:
             results["errors"] = errors
+        results["timings_s"] = timings
     finally:
         if setup is not None:
             for gw in setup.gateways.values():
