@@ -20,6 +20,7 @@ from typing import ParamSpec, TypeVar
 
 import click
 import pydantic
+import typer
 from sqlalchemy.engine import URL, make_url
 
 from llm_backends.settings import LogLevelSetting, Settings
@@ -69,6 +70,18 @@ def check_sqlite_directory(database_url: str) -> None:
         raise SqliteDirectoryMissing(errno.ENOENT, "unable to open database file", url.database)
 
 
+#: Exits that are not start-up failures: an exit status chosen by the command, a "no" to a
+#: confirmation, a usage error (typer 0.29 has its own Exit and Abort beside click's).
+_NOT_FAILURES: tuple[type[BaseException], ...] = (
+    typer.Exit,
+    typer.Abort,
+    click.exceptions.Exit,
+    click.exceptions.Abort,
+    click.ClickException,
+    KeyboardInterrupt,
+)
+
+
 def readable_failures(command: str) -> Callable[[Callable[P, T]], Callable[P, T]]:
     """Decorate a CLI command: a start-up failure is one line and exit status 1."""
 
@@ -78,7 +91,7 @@ def readable_failures(command: str) -> Callable[[Callable[P, T]], Callable[P, T]
             try:
                 check_sqlite_directory(Settings().database_url)
                 return function(*args, **kwargs)
-            except (click.exceptions.Exit, click.ClickException, KeyboardInterrupt):
+            except _NOT_FAILURES:
                 raise
             except Exception as error:
                 if _debug():

@@ -85,7 +85,8 @@ def test_a_writer_creates_edits_toggles_tries_and_deletes_a_config(
     expect(row(page, "tiny-chat").locator("[data-action=toggle]")).to_have_attribute(
         "aria-checked", "false"
     )
-    assert httpx.get(server.url + "/api/llm-backends/model/tiny-chat").status_code == 404
+    # The guide's troubleshooting reads a disabled config as `"enabled": false` (Issue 5).
+    assert httpx.get(server.url + "/api/llm-backends/model/tiny-chat").json()["enabled"] is False
     row(page, "tiny-chat").locator("[data-action=toggle]").click()
     expect(row(page, "tiny-chat").locator("[data-action=toggle]")).to_have_attribute(
         "aria-checked", "true"

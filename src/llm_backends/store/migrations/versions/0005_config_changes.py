@@ -1,6 +1,8 @@
-"""Add config_version (one row: the config's monotonic version) and config_changes (which
-model changed at which version, the last ~1000 versions), for change notification and the
-change feed.
+"""Add config_version and config_changes: the config's version and what changed when.
+
+config_version is one row holding the config's monotonic version; config_changes records
+which model changed at which version (the last ~1000 versions), for change notification and
+the change feed. (The first line stays one line: Alembic prints it when it upgrades.)
 
 Revision ID: 0005
 Revises: 0004
