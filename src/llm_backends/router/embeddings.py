@@ -64,6 +64,8 @@ class EmbeddingRequest:
     #: Ollama's model options, null values already removed.
     options: Mapping[str, Any] | None = None
     passthrough: Passthrough | None = None
+    #: The gateways this request already passed through (loop protection, see hops).
+    hops: tuple[str, ...] = ()
 
     @property
     def count(self) -> int:
