@@ -201,12 +201,15 @@ async def embed_routed(
 ) -> EmbedResult:
     """Try the route's embedding-capable attempts in order (fallback as for generation)."""
     started = time.perf_counter()
+    # A model without a config has no row to count in (and clients choose the names), as
+    # for generation: its calls are not recorded.
+    counted = None if route.is_default else stats
     attempts = [a for a in route.attempts if _embeds(scope, a)]
     if not attempts:
         first = route.attempts[0]
         why = f"the {first.kind} server has no embeddings API"
         error: LLMRouterError = unsupported(first, model, why)
-        _count_failure(model, error, started, stats)
+        _count_failure(model, error, started, counted)
         raise error
     first_error: LLMRouterError | None = None
     last = len(attempts) - 1
@@ -218,7 +221,7 @@ async def embed_routed(
                 first_error = first_error or error
                 continue
             failure = after_fallback(error, first_error) if first_error else error
-            _count_failure(model, failure, started, stats)
+            _count_failure(model, failure, started, counted)
             if failure is error:
                 raise
             raise failure from error
@@ -234,9 +237,10 @@ async def embed_routed(
             fallback_from=fallback_from,
             inputs=request.count,
             duration_ms=round(latency_ms, 3),
+            default_route=route.is_default,
         )
-        if stats is not None:
-            stats.record(model, latency_ms, None, False)
+        if counted is not None:
+            counted.record(model, latency_ms, None, False)
         return EmbedResult(
             model=model,
             backend=attempt.kind,
