@@ -34,7 +34,12 @@ from llm_backends.gateway.embeddings_wire import (
     render_ollama_embeddings,
     render_openai,
 )
-from llm_backends.gateway.errors import GatewayError, Protocol, from_router_error
+from llm_backends.gateway.errors import (
+    DEFAULT_ROUTE_HEADER,
+    GatewayError,
+    Protocol,
+    from_router_error,
+)
 from llm_backends.gateway.flow import (
     CLIENT_CLOSED,
     JSON,
@@ -110,7 +115,9 @@ async def handle_embed(request: Request, endpoint: EmbedEndpoint) -> Response:
         return error_response(protocol, failure, time.perf_counter() - started)
     waited = time.perf_counter() - calling
     body = orjson.dumps(endpoint.render(call, result))
-    headers = {"x-llm-backend": result.backend}
+    headers = {"x-llm-backend": result.backend, "x-llm-endpoint": result.endpoint}
+    if not gateway.router.has_config(call.model):
+        headers[DEFAULT_ROUTE_HEADER] = "true"
     if result.fallback_from:
         headers["x-llm-fallback-from"] = result.fallback_from
         metrics.fallback(call.model, result.fallback_from, result.backend)

@@ -21,6 +21,7 @@ import structlog
 
 from llm_backends.router.breaker import BreakerBoard, CircuitOpen
 from llm_backends.router.errors import BackendRequestError, LLMRouterError
+from llm_backends.router.explain import on_default_route
 from llm_backends.router.fallback import (
     Attempt,
     Route,
@@ -208,7 +209,7 @@ async def embed_routed(
     if not attempts:
         first = route.attempts[0]
         why = f"the {first.kind} server has no embeddings API"
-        error: LLMRouterError = unsupported(first, model, why)
+        error: LLMRouterError = _explained(unsupported(first, model, why), model, route)
         _count_failure(model, error, started, counted)
         raise error
     first_error: LLMRouterError | None = None
@@ -221,6 +222,7 @@ async def embed_routed(
                 first_error = first_error or error
                 continue
             failure = after_fallback(error, first_error) if first_error else error
+            failure = _explained(failure, model, route)
             _count_failure(model, failure, started, counted)
             if failure is error:
                 raise
@@ -254,6 +256,11 @@ async def embed_routed(
             _vectors=answer.vectors,
         )
     raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _explained(error: LLMRouterError, model: str, route: Route) -> LLMRouterError:
+    """On the default route, the error says the model has no enabled config (as generation)."""
+    return on_default_route(error, model, error.endpoint) if route.is_default else error
 
 
 def _embeds(scope: LoopScope, attempt: Attempt) -> bool:
