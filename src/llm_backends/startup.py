@@ -20,6 +20,7 @@ from typing import ParamSpec, TypeVar
 
 import click
 import pydantic
+import typer
 from sqlalchemy.engine import URL, make_url
 
 from llm_backends.settings import LogLevelSetting, Settings
@@ -79,6 +80,8 @@ def readable_failures(command: str) -> Callable[[Callable[P, T]], Callable[P, T]
                 check_sqlite_directory(Settings().database_url)
                 return function(*args, **kwargs)
             except (click.exceptions.Exit, click.ClickException, KeyboardInterrupt):
+                raise
+            except (typer.Exit, typer.Abort):  # typer's own (not click's): typer answers them
                 raise
             except Exception as error:
                 if _debug():
