@@ -39,6 +39,34 @@ def test_lists_add_the_default_ollamas_models(
     assert [m.model for m in gateway.ollama().list().models][2:] == ["llama3.2:latest", "phi3:mini"]
 
 
+def test_lists_and_ps_cover_every_default_ollama(
+    start_gateway, fake_ollama: FakeServer, fake_openai: FakeServer
+) -> None:  # type: ignore[no-untyped-def]
+    """OLLAMA_URL with two servers: the lists are the configs, then each default server's
+    models not already listed (in OLLAMA_URL order, no duplicates); /api/ps asks both."""
+    fake_ollama.configure(
+        models=["llama3.2:latest", "shared:latest", "claimed:latest"], loaded=["llama3.2:latest"]
+    )
+    with running_fake_ollama() as second:
+        second.configure(
+            models=["shared:latest", "qwen2.5:7b", "claimed:latest"], loaded=["qwen2.5:7b"]
+        )
+        gateway = start_gateway(ollama_url=f"{fake_ollama.url},{second.url}")
+        gateway.add("claimed", "openai", fake_openai.url)
+        expected = ["claimed", "llama3.2:latest", "shared:latest", "qwen2.5:7b"]
+        assert [m.model for m in gateway.ollama().list().models] == expected
+        models = gateway.openai().models.list().data
+        assert [(m.id, m.owned_by) for m in models] == [
+            ("claimed", "openai"),
+            *((name, "ollama") for name in expected[1:]),
+        ]
+        assert gateway.openai().models.retrieve("qwen2.5:7b").owned_by == "ollama"
+        assert gateway.ollama().show("qwen2.5:7b").details.family
+        assert second.requests[-1].path == "/api/show"
+        loaded = sorted(m.name or "" for m in gateway.ollama().ps().models)
+        assert loaded == ["llama3.2:latest", "qwen2.5:7b"]
+
+
 def test_a_hung_default_ollama_costs_one_short_timeout(start_gateway, fake_ollama) -> None:
     with raw_server("silent") as silent:
         gateway = start_gateway(

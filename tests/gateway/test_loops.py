@@ -61,6 +61,48 @@ def test_a_config_pointing_at_the_gateway_is_refused_after_one_hop(
     assert requests_seen(gateway) == {"508": 2}
 
 
+@pytest.mark.parametrize(
+    ("backend_type", "path", "body"),
+    [
+        ("openai", "/v1/embeddings", {"input": ["hi"]}),
+        ("ollama", "/v1/embeddings", {"input": "hi"}),
+        ("ollama", "/api/embed", {"input": ["hi"]}),
+        ("openai", "/api/embed", {"input": "hi"}),
+        ("ollama", "/api/embeddings", {"prompt": "hi"}),
+    ],
+)
+def test_an_embeddings_config_pointing_at_the_gateway_is_refused_after_one_hop(
+    gateway: GatewayServer, backend_type: str, path: str, body: dict
+) -> None:
+    gateway.add("loop", backend_type, gateway.url)
+    response = gateway.http().post(path, json={**body, "model": "loop"})
+
+    assert response.status_code == 508, response.text
+    error = response.json()["error"]
+    message = error["message"] if isinstance(error, dict) else error
+    assert f"already passed through this llm-backends gateway (instance {hops.INSTANCE_ID})" in (
+        message
+    )
+    assert loop_message("loop", gateway.url) in message
+    assert f"endpoint='{gateway.url}'" in message
+    if path.startswith("/v1/"):
+        assert error["code"] == "loop_detected"
+    assert requests_seen(gateway) == {"508": 2}
+
+
+@pytest.mark.parametrize("path", ["/v1/embeddings", "/api/embed"])
+def test_an_embeddings_request_from_another_gateway_is_served_with_its_hops(
+    gateway: GatewayServer, fake_ollama, path: str
+) -> None:  # type: ignore[no-untyped-def]
+    gateway.add("e", "ollama", fake_ollama.url)
+    sent = {"model": "e", "input": ["hi"]}
+    response = gateway.http().post(path, json=sent, headers={hops.HEADER: "abc"})
+    assert response.status_code == 200, response.text
+    assert fake_ollama.requests[-1].headers[hops.HEADER] == f"abc,{hops.INSTANCE_ID}"
+    assert gateway.http().post(path, json=sent).status_code == 200
+    assert fake_ollama.requests[-1].headers[hops.HEADER] == hops.INSTANCE_ID
+
+
 def test_the_default_ollama_pointing_at_the_gateway_is_named(
     start_gateway, free_port_url: str
 ) -> None:  # type: ignore[no-untyped-def]

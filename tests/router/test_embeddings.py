@@ -127,6 +127,25 @@ async def test_failures_count_in_stats_and_breaker(
     assert stats == {MODEL: (3, 3), "ok": (1, 0)}
 
 
+async def test_a_model_without_config_gets_no_stats_row(
+    make_router, source: DictSource, fake_ollama: FakeServer, refused_url: str
+) -> None:
+    """As for generation: the default Ollama's models (any name a client sends) are not
+    counted; a configured model still is."""
+    sink = RecordingSink()
+    source.add(MODEL, "ollama", fake_ollama.url)
+    router = make_router({"ollama_url": fake_ollama.url}, config_source=source, stats_sink=sink)
+    result = await router.embed("unconfigured", "x")
+    assert result.backend == "ollama"
+    assert fake_ollama.bodies[-1]["model"] == "unconfigured"
+    await router.embed(MODEL, "x")
+    assert {s.model_name: (s.requests, s.errors) for s in router.pending_stats()} == {MODEL: (1, 0)}
+    down = make_router({"ollama_url": refused_url}, config_source=source, stats_sink=sink)
+    with pytest.raises(BackendUnavailable):
+        await down.embed("unconfigured", "x")
+    assert down.pending_stats() == []
+
+
 async def test_passthrough_keeps_the_clients_fields_and_answer(
     make_router, source: DictSource, fake_ollama: FakeServer
 ) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -37,6 +38,7 @@ from llm_backends.gateway.schemas import parse
 from llm_backends.gateway.service import Gateway
 from llm_backends.router.core import LLMRouter
 from llm_backends.router.fallback import Attempt, plan_route
+from llm_backends.router.types import BackendConfig
 from llm_backends.store import backends as store
 from llm_backends.store.models import LLMBackend
 
@@ -173,12 +175,25 @@ async def show(request: Request) -> Response:
         if not name:
             raise bad_request("model: Field required (or the legacy name)", "model")
         config = await gateway.router.resolve(name)
+        if config.id is None:  # no config: the default server that lists it answers
+            config = await _on_default_server(gateway.discovery, config, name)
         route = plan_route(config, gateway.router.ollama_url)
         extra = {"verbose": body.verbose} if body.verbose is not None else {}
         answer = await _show_on_route(gateway.discovery, route.attempts, name, extra)
     except GatewayError as error:
         return error_response(Protocol.OLLAMA, error, time.perf_counter() - started)
     return json_response(answer)
+
+
+async def _on_default_server(
+    discovery: Discovery, config: BackendConfig, name: str
+) -> BackendConfig:
+    """The default config aimed at the first default Ollama (OLLAMA_URL may name several)
+    whose list has `name`, as the listings showed it; unchanged when none lists it."""
+    for model in await discovery.default_models():
+        if same_model(model.name, name):
+            return replace(config, endpoint_url=model.url)
+    return config
 
 
 async def _show_on_route(

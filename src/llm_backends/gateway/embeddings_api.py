@@ -5,8 +5,8 @@ in `/metrics`, and answered in the client's protocol whatever the backend speaks
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
+from llm_backends import hops
 from llm_backends.gateway import docs
 from llm_backends.gateway.disconnect import CancelOnDisconnect, ClientDisconnected
 from llm_backends.gateway.embeddings_wire import (
@@ -33,7 +34,12 @@ from llm_backends.gateway.embeddings_wire import (
     render_ollama_embeddings,
     render_openai,
 )
-from llm_backends.gateway.errors import GatewayError, Protocol, from_router_error
+from llm_backends.gateway.errors import (
+    DEFAULT_ROUTE_HEADER,
+    GatewayError,
+    Protocol,
+    from_router_error,
+)
 from llm_backends.gateway.flow import (
     CLIENT_CLOSED,
     JSON,
@@ -42,6 +48,7 @@ from llm_backends.gateway.flow import (
     overhead_header,
     read_body,
 )
+from llm_backends.gateway.loop_guard import loop_refusal
 from llm_backends.router.embeddings import EmbedResult
 from llm_backends.router.errors import LLMRouterError
 
@@ -80,6 +87,13 @@ async def handle_embed(request: Request, endpoint: EmbedEndpoint) -> Response:
     except ClientDisconnect:
         metrics.request(protocol, "", "", str(CLIENT_CLOSED), None)
         return Response(status_code=CLIENT_CLOSED)
+    seen = hops.incoming(request.scope["headers"])
+    if seen:
+        if hops.is_loop(seen):
+            refusal = await loop_refusal(gateway.router, call.model, seen)
+            metrics.request(protocol, call.model, "", str(refusal.status), None)
+            return error_response(protocol, refusal, time.perf_counter() - started)
+        call.request = replace(call.request, hops=seen)
     calling = time.perf_counter()
     try:
         async with CancelOnDisconnect(request.receive):
@@ -101,7 +115,9 @@ async def handle_embed(request: Request, endpoint: EmbedEndpoint) -> Response:
         return error_response(protocol, failure, time.perf_counter() - started)
     waited = time.perf_counter() - calling
     body = orjson.dumps(endpoint.render(call, result))
-    headers = {"x-llm-backend": result.backend}
+    headers = {"x-llm-backend": result.backend, "x-llm-endpoint": result.endpoint}
+    if not gateway.router.has_config(call.model):
+        headers[DEFAULT_ROUTE_HEADER] = "true"
     if result.fallback_from:
         headers["x-llm-fallback-from"] = result.fallback_from
         metrics.fallback(call.model, result.fallback_from, result.backend)
@@ -119,34 +135,60 @@ def _responses(answer: type[BaseModel], error: type[BaseModel]) -> dict[int | st
     return responses
 
 
-@openai_router.post(
+def _declare(
+    router: APIRouter,
+    path: str,
+    name: str,
+    summary: str,
+    endpoint: EmbedEndpoint,
+    body: type[BaseModel],
+    answer: type[BaseModel],
+) -> Callable[[Request], Awaitable[Response]]:
+    """One embeddings route: a thin handler over `handle_embed`, documented with its body,
+    answer and the protocol's error shape. `name` keeps the route's (and operationId's) name."""
+
+    async def handler(request: Request) -> Response:
+        return await handle_embed(request, endpoint)
+
+    handler.__name__ = handler.__qualname__ = name
+    error = docs.OpenAIError if endpoint.protocol is Protocol.OPENAI else docs.OllamaError
+    router.post(
+        path,
+        name=name,
+        summary=summary,
+        openapi_extra=docs.request_body(body),
+        responses=_responses(answer, error),
+    )(handler)
+    return handler
+
+
+openai_embeddings = _declare(
+    openai_router,
     "/embeddings",
-    summary="Embeddings (OpenAI protocol), routed to the model's backend",
-    openapi_extra=docs.request_body(OpenAIEmbeddingRequest),
-    responses=_responses(OpenAIEmbeddingList, docs.OpenAIError),
+    "openai_embeddings",
+    "Embeddings (OpenAI protocol), routed to the model's backend",
+    OPENAI,
+    OpenAIEmbeddingRequest,
+    OpenAIEmbeddingList,
 )
-async def openai_embeddings(request: Request) -> Response:
-    return await handle_embed(request, OPENAI)
-
-
-@ollama_router.post(
+ollama_embed = _declare(
+    ollama_router,
     "/embed",
-    summary="Embeddings (Ollama protocol), routed to the model's backend",
-    openapi_extra=docs.request_body(OllamaEmbedRequest),
-    responses=_responses(OllamaEmbedResponse, docs.OllamaError),
+    "ollama_embed",
+    "Embeddings (Ollama protocol), routed to the model's backend",
+    OLLAMA_EMBED,
+    OllamaEmbedRequest,
+    OllamaEmbedResponse,
 )
-async def ollama_embed(request: Request) -> Response:
-    return await handle_embed(request, OLLAMA_EMBED)
-
-
-@ollama_router.post(
+ollama_embeddings = _declare(
+    ollama_router,
     "/embeddings",
-    summary="One embedding (Ollama's legacy API: `prompt` -> `embedding`)",
-    openapi_extra=docs.request_body(OllamaEmbeddingsRequest),
-    responses=_responses(OllamaEmbeddingsResponse, docs.OllamaError),
+    "ollama_embeddings",
+    "One embedding (Ollama's legacy API: `prompt` -> `embedding`)",
+    OLLAMA_EMBEDDINGS,
+    OllamaEmbeddingsRequest,
+    OllamaEmbeddingsResponse,
 )
-async def ollama_embeddings(request: Request) -> Response:
-    return await handle_embed(request, OLLAMA_EMBEDDINGS)
 
 
 #: Schemas the routes above refer to, for the app's `components.schemas`.

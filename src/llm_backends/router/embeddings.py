@@ -21,6 +21,7 @@ import structlog
 
 from llm_backends.router.breaker import BreakerBoard, CircuitOpen
 from llm_backends.router.errors import BackendRequestError, LLMRouterError
+from llm_backends.router.explain import on_default_route
 from llm_backends.router.fallback import (
     Attempt,
     Route,
@@ -64,6 +65,8 @@ class EmbeddingRequest:
     #: Ollama's model options, null values already removed.
     options: Mapping[str, Any] | None = None
     passthrough: Passthrough | None = None
+    #: The gateways this request already passed through (loop protection, see hops).
+    hops: tuple[str, ...] = ()
 
     @property
     def count(self) -> int:
@@ -199,12 +202,15 @@ async def embed_routed(
 ) -> EmbedResult:
     """Try the route's embedding-capable attempts in order (fallback as for generation)."""
     started = time.perf_counter()
+    # A model without a config has no row to count in (and clients choose the names), as
+    # for generation: its calls are not recorded.
+    counted = None if route.is_default else stats
     attempts = [a for a in route.attempts if _embeds(scope, a)]
     if not attempts:
         first = route.attempts[0]
         why = f"the {first.kind} server has no embeddings API"
-        error: LLMRouterError = unsupported(first, model, why)
-        _count_failure(model, error, started, stats)
+        error: LLMRouterError = _explained(unsupported(first, model, why), model, route)
+        _count_failure(model, error, started, counted)
         raise error
     first_error: LLMRouterError | None = None
     last = len(attempts) - 1
@@ -216,7 +222,8 @@ async def embed_routed(
                 first_error = first_error or error
                 continue
             failure = after_fallback(error, first_error) if first_error else error
-            _count_failure(model, failure, started, stats)
+            failure = _explained(failure, model, route)
+            _count_failure(model, failure, started, counted)
             if failure is error:
                 raise
             raise failure from error
@@ -232,9 +239,10 @@ async def embed_routed(
             fallback_from=fallback_from,
             inputs=request.count,
             duration_ms=round(latency_ms, 3),
+            default_route=route.is_default,
         )
-        if stats is not None:
-            stats.record(model, latency_ms, None, False)
+        if counted is not None:
+            counted.record(model, latency_ms, None, False)
         return EmbedResult(
             model=model,
             backend=attempt.kind,
@@ -248,6 +256,11 @@ async def embed_routed(
             _vectors=answer.vectors,
         )
     raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _explained(error: LLMRouterError, model: str, route: Route) -> LLMRouterError:
+    """On the default route, the error says the model has no enabled config (as generation)."""
+    return on_default_route(error, model, error.endpoint) if route.is_default else error
 
 
 def _embeds(scope: LoopScope, attempt: Attempt) -> bool:

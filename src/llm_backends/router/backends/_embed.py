@@ -58,7 +58,7 @@ async def ollama_embed(
     if passthrough is not None and passthrough.protocol == "ollama":
         path = "/api/embeddings" if passthrough.legacy else "/api/embed"
         payload = {**passthrough.body, "model": model}
-        data = await _post(backend, config, path, payload)
+        data = await _post(backend, config, path, payload, request.hops)
         key = "embedding" if passthrough.legacy else "embeddings"
         if not isinstance(data.get(key), list):
             raise _http.invalid(f"answer lacks {key!r}", config, backend.kind)
@@ -75,7 +75,7 @@ async def ollama_embed(
         body["keep_alive"] = request.keep_alive
     if request.options:
         body["options"] = dict(request.options)
-    data = await _post(backend, config, "/api/embed", body)
+    data = await _post(backend, config, "/api/embed", body, request.hops)
     vectors = data.get("embeddings")
     if not isinstance(vectors, list) or len(vectors) != request.count:
         raise _http.invalid("answer lacks one embedding per input", config, backend.kind)
@@ -97,7 +97,7 @@ async def openai_embed(
             payload["model"] = model
         else:
             payload.pop("model", None)
-        data = await _post(backend, config, "/v1/embeddings", payload, openai=True)
+        data = await _post(backend, config, "/v1/embeddings", payload, request.hops, openai=True)
         if not isinstance(data.get("data"), list):
             raise _http.invalid("answer lacks 'data'", config, backend.kind)
         return BackendEmbeddings(None, _usage_tokens(data), raw=data)
@@ -120,7 +120,7 @@ async def openai_embed(
     if request.truncate:
         # vLLM's extension: -1 cuts each input to the model's context length, as Ollama does.
         body["truncate_prompt_tokens"] = -1
-    data = await _post(backend, config, "/v1/embeddings", body, openai=True)
+    data = await _post(backend, config, "/v1/embeddings", body, request.hops, openai=True)
     try:
         items = sorted(data["data"], key=lambda item: item.get("index", 0))
         vectors = [decode_vector(item["embedding"]) for item in items]
@@ -136,14 +136,16 @@ async def _post(
     config: BackendConfig,
     path: str,
     payload: dict[str, Any],
+    hops: tuple[str, ...],
     *,
     openai: bool = False,
 ) -> dict[str, Any]:
+    """POST `payload`; `hops` (the request's) go out as the loop-protection header."""
     if openai:
         url = config.endpoint_url.rstrip("/").removesuffix("/v1") + path
     else:
         url = _http.join_url(config.endpoint_url, path)
-    body = await backend.post_json(url, payload, config)
+    body = await backend.post_json(url, payload, config, hops)
     return _http.load_object(body, config, backend.kind)
 
 
