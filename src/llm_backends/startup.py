@@ -93,8 +93,6 @@ def readable_failures(command: str) -> Callable[[Callable[P, T]], Callable[P, T]
                 return function(*args, **kwargs)
             except _NOT_FAILURES:
                 raise
-            except (typer.Exit, typer.Abort):  # typer's own (not click's): typer answers them
-                raise
             except Exception as error:
                 if _debug():
                     traceback.print_exc()
