@@ -20,6 +20,7 @@ from typing import ParamSpec, TypeVar
 
 import click
 import pydantic
+import typer
 from sqlalchemy.engine import URL, make_url
 
 from llm_backends.settings import LogLevelSetting, Settings
@@ -78,7 +79,15 @@ def readable_failures(command: str) -> Callable[[Callable[P, T]], Callable[P, T]
             try:
                 check_sqlite_directory(Settings().database_url)
                 return function(*args, **kwargs)
-            except (click.exceptions.Exit, click.ClickException, KeyboardInterrupt):
+            # typer 0.29's Exit and Abort are its own classes, no longer click's.
+            except (
+                click.exceptions.Exit,
+                click.exceptions.Abort,
+                click.ClickException,
+                typer.Exit,
+                typer.Abort,
+                KeyboardInterrupt,
+            ):
                 raise
             except Exception as error:
                 if _debug():
