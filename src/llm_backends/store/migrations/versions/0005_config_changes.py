@@ -1,6 +1,7 @@
-"""Add config_version (one row: the config's monotonic version) and config_changes (which
-model changed at which version, the last ~1000 versions), for change notification and the
-change feed.
+"""Config version and change log, for change notification and the change feed.
+
+config_version holds one row: the config's monotonic version; config_changes says which
+model changed at which version (the last ~1000 versions).
 
 Revision ID: 0005
 Revises: 0004
