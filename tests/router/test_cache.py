@@ -36,6 +36,22 @@ def make_cache(source: DictSource, clock: FakeClock, ttl: float = 60.0) -> Route
     )
 
 
+async def cached_mlx(source: DictSource, clock: FakeClock) -> RouteCache:
+    """A cache that has looked MODEL up once (an mlx config), at the clock's time."""
+    source.add(MODEL, "mlx", MLX)
+    cache = make_cache(source, clock)
+    await cache.get(MODEL)
+    return cache
+
+
+async def fail_a_refresh(cache: RouteCache, source: DictSource, clock: FakeClock) -> None:
+    """Take the source down past MODEL's TTL and let the background refresh fail."""
+    source.down = True
+    clock.advance(61)
+    await cache.get(MODEL)
+    await asyncio.gather(*cache._tasks)
+
+
 async def test_hit_within_ttl_does_not_fetch(source: DictSource, clock: FakeClock) -> None:
     source.add(MODEL, "mlx", MLX)
     cache = make_cache(source, clock)
@@ -50,9 +66,7 @@ async def test_hit_within_ttl_does_not_fetch(source: DictSource, clock: FakeCloc
 async def test_expired_entry_is_served_while_one_fetch_refreshes_it(
     source: DictSource, clock: FakeClock
 ) -> None:
-    source.add(MODEL, "mlx", MLX)
-    cache = make_cache(source, clock)
-    await cache.get(MODEL)
+    cache = await cached_mlx(source, clock)
     source.add(MODEL, "ollama", OLLAMA)
     source.gate = asyncio.Event()  # the refresh hangs until the test opens it
     clock.advance(60)
@@ -71,9 +85,7 @@ async def test_expired_entry_is_served_while_one_fetch_refreshes_it(
 async def test_a_failed_refresh_keeps_serving_the_stale_route(
     source: DictSource, clock: FakeClock
 ) -> None:
-    source.add(MODEL, "mlx", MLX)
-    cache = make_cache(source, clock)
-    await cache.get(MODEL)
+    cache = await cached_mlx(source, clock)
     source.down = True
     clock.advance(60)
     assert (await cache.get(MODEL)).config.backend_type == "mlx"
@@ -85,9 +97,7 @@ async def test_a_failed_refresh_keeps_serving_the_stale_route(
 async def test_invalidated_model_waits_for_the_fetch_started_at_once(
     source: DictSource, clock: FakeClock
 ) -> None:
-    source.add(MODEL, "mlx", MLX)
-    cache = make_cache(source, clock)
-    await cache.get(MODEL)
+    cache = await cached_mlx(source, clock)
     source.add(MODEL, "ollama", OLLAMA)
     source.gate = asyncio.Event()
     cache.invalidate(MODEL)
@@ -102,9 +112,7 @@ async def test_invalidated_model_waits_for_the_fetch_started_at_once(
 async def test_revalidate_serves_the_cached_route_while_refreshing(
     source: DictSource, clock: FakeClock
 ) -> None:
-    source.add(MODEL, "mlx", MLX)
-    cache = make_cache(source, clock)
-    await cache.get(MODEL)
+    cache = await cached_mlx(source, clock)
     source.add(MODEL, "ollama", OLLAMA)
     source.gate = asyncio.Event()
     cache.revalidate()
@@ -227,9 +235,7 @@ async def test_source_down_without_known_config_serves_default(
 
 
 async def test_stale_config_beats_a_down_source(source: DictSource, clock: FakeClock) -> None:
-    source.add(MODEL, "mlx", MLX)
-    cache = make_cache(source, clock)
-    await cache.get(MODEL)
+    cache = await cached_mlx(source, clock)
     source.down = True
     clock.advance(61)
     with capture_logs() as logs:
@@ -241,13 +247,8 @@ async def test_stale_config_beats_a_down_source(source: DictSource, clock: FakeC
 
 
 async def test_failed_fetch_backs_off(source: DictSource, clock: FakeClock) -> None:
-    source.add(MODEL, "mlx", MLX)
-    cache = make_cache(source, clock)
-    await cache.get(MODEL)
-    source.down = True
-    clock.advance(61)
-    await cache.get(MODEL)
-    await asyncio.gather(*cache._tasks)  # the background refresh fails
+    cache = await cached_mlx(source, clock)
+    await fail_a_refresh(cache, source, clock)
     for _ in range(10):
         clock.advance(0.4)
         await cache.get(MODEL)
@@ -260,13 +261,8 @@ async def test_failed_fetch_backs_off(source: DictSource, clock: FakeClock) -> N
 
 async def test_known_down_source_is_not_waited_for(source: DictSource, clock: FakeClock) -> None:
     """After a failure, callers get stale/default at once while one fetch retries behind."""
-    source.add(MODEL, "mlx", MLX)
-    cache = make_cache(source, clock)
-    await cache.get(MODEL)
-    source.down = True
-    clock.advance(61)
-    await cache.get(MODEL)  # its background refresh fails and marks the source down
-    await asyncio.gather(*cache._tasks)
+    cache = await cached_mlx(source, clock)
+    await fail_a_refresh(cache, source, clock)  # marks the source down
     clock.advance(6)  # past the back-off: the next call triggers a re-fetch...
     source.gate = asyncio.Event()  # ...that hangs, like a dead Admin API
     route = await cache.get(MODEL)  # ...but is not awaited
@@ -280,13 +276,8 @@ async def test_known_down_source_is_not_waited_for(source: DictSource, clock: Fa
 
 
 async def test_background_refresh_updates_the_entry(source: DictSource, clock: FakeClock) -> None:
-    source.add(MODEL, "mlx", MLX)
-    cache = make_cache(source, clock)
-    await cache.get(MODEL)
-    source.down = True
-    clock.advance(61)
-    await cache.get(MODEL)
-    await asyncio.gather(*cache._tasks)
+    cache = await cached_mlx(source, clock)
+    await fail_a_refresh(cache, source, clock)
     clock.advance(6)
     source.down = False
     source.add(MODEL, "ollama", OLLAMA)

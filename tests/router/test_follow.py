@@ -42,15 +42,23 @@ async def on_feed(router: LLMRouter) -> None:
     await asyncio.gather(*router._cache._tasks)
 
 
-async def test_only_the_changed_model_is_looked_up_again(
+async def following_a_and_b(
     make_router: Any, fake_admin: FakeAdmin, fake_ollama: FakeServer
-) -> None:
+) -> LLMRouter:
+    """A following router that has resolved models a (a1) and b (b1) and is on the feed."""
     fake_admin.add("a", "ollama", fake_ollama.url, backend_model="a1")
     fake_admin.add("b", "ollama", fake_ollama.url, backend_model="b1")
     router = following(make_router, fake_admin, fake_ollama)
     await router.resolve("a")
     await router.resolve("b")
     await on_feed(router)
+    return router
+
+
+async def test_only_the_changed_model_is_looked_up_again(
+    make_router: Any, fake_admin: FakeAdmin, fake_ollama: FakeServer
+) -> None:
+    router = await following_a_and_b(make_router, fake_admin, fake_ollama)
     before = list(fake_admin.state.lookups)
     fake_admin.add("a", "ollama", fake_ollama.url, backend_model="a2")
     fake_admin.state.change("a")
@@ -67,12 +75,7 @@ async def test_only_the_changed_model_is_looked_up_again(
 async def test_a_gap_in_the_versions_reloads_every_model(
     make_router: Any, fake_admin: FakeAdmin, fake_ollama: FakeServer
 ) -> None:
-    fake_admin.add("a", "ollama", fake_ollama.url, backend_model="a1")
-    fake_admin.add("b", "ollama", fake_ollama.url, backend_model="b1")
-    router = following(make_router, fake_admin, fake_ollama)
-    await router.resolve("a")
-    await router.resolve("b")
-    await on_feed(router)
+    router = await following_a_and_b(make_router, fake_admin, fake_ollama)
     fake_admin.add("b", "ollama", fake_ollama.url, backend_model="b2")
     fake_admin.state.feed_version += 5  # the log was trimmed: versions are missing
     fake_admin.state.change("a")

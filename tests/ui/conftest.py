@@ -9,35 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes.common import FakeServer
-from tests.fakes.fake_ollama import OllamaBehaviour
-from tests.fakes.fake_openai import OpenAIBehaviour
-from tests.fakes.fixtures import running_fake_ollama, running_fake_openai
-from tests.fakes.operator_server import OperatorServer, operator_server
+from tests.fakes.operator_fixtures import default_ollama, fake_backend, server
 
 CHROMIUM = Path("/usr/bin/chromium")
 #: Screenshots of each main view (gitignored); the best are copied to docs/screenshots/.
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "ui"
 
-
-@pytest.fixture(scope="module")
-def fake_backend() -> Iterator[FakeServer[OpenAIBehaviour]]:
-    with running_fake_openai() as fake:
-        yield fake
-
-
-@pytest.fixture(scope="module")
-def default_ollama() -> Iterator[FakeServer[OllamaBehaviour]]:
-    with running_fake_ollama() as fake:
-        yield fake
-
-
-@pytest.fixture(scope="module")
-def server(
-    tmp_path_factory: pytest.TempPathFactory, default_ollama: FakeServer[OllamaBehaviour]
-) -> Iterator[OperatorServer]:
-    with operator_server(tmp_path_factory.mktemp("ui"), default_ollama.url) as served:
-        yield served
+__all__ = ["default_ollama", "fake_backend", "server"]  # fixtures, for the tests here
 
 
 @pytest.fixture(scope="module")

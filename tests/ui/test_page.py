@@ -85,8 +85,9 @@ def test_a_writer_creates_edits_toggles_tries_and_deletes_a_config(
     expect(row(page, "tiny-chat").locator("[data-action=toggle]")).to_have_attribute(
         "aria-checked", "false"
     )
-    # The guide's troubleshooting reads a disabled config as `"enabled": false` (Issue 5).
-    assert httpx.get(server.url + "/api/llm-backends/model/tiny-chat").json()["enabled"] is False
+    # The service lookup answers a disabled config with enabled false (README, guide's Issue 5).
+    looked_up = httpx.get(server.url + "/api/llm-backends/model/tiny-chat")
+    assert looked_up.status_code == 200 and looked_up.json()["enabled"] is False
     row(page, "tiny-chat").locator("[data-action=toggle]").click()
     expect(row(page, "tiny-chat").locator("[data-action=toggle]")).to_have_attribute(
         "aria-checked", "true"

@@ -88,6 +88,33 @@ def _fields(**values: Any) -> dict[str, Any]:
     return {key: value for key, value in values.items() if value is not None}
 
 
+def _config_fields(
+    backend_model: str | None,
+    max_tokens: int | None,
+    temperature: float | None,
+    timeout: int | None,
+    priority: int | None,
+    description: str | None,
+    api_key: str | None,
+    endpoints: list[str] | None,
+    fallbacks: list[str] | None,
+    max_concurrency: int | None,
+) -> dict[str, Any]:
+    """The options `add` and `update` share, given ones only, under the API's field names."""
+    return _fields(
+        backend_model=backend_model,
+        max_tokens=max_tokens,
+        temperature_default=temperature,
+        timeout_seconds=timeout,
+        priority=priority,
+        description=description,
+        api_key=api_key,
+        max_concurrency=max_concurrency,
+        fallbacks=fallbacks,
+        endpoints=None if endpoints is None else [{"url": url} for url in endpoints],
+    )
+
+
 ModelName = Annotated[str | None, typer.Option("--model-name", help="Rename the model.")]
 BackendType = Annotated[str | None, typer.Option("--type", help="ollama, openai, mlx or auto.")]
 Endpoint = Annotated[str | None, typer.Option("--url", help="The server's root URL.")]
@@ -134,21 +161,11 @@ def add(
     json: JsonOption = False,
 ) -> None:
     """Create a config."""
-    body = _fields(
-        model_name=model,
-        backend_type=backend_type,
-        endpoint_url=endpoint,
-        backend_model=backend_model,
-        max_tokens=max_tokens,
-        temperature_default=temperature,
-        timeout_seconds=timeout,
-        priority=priority,
-        description=description,
-        api_key=api_key,
-        max_concurrency=max_concurrency,
-        fallbacks=fallbacks,
-        endpoints=None if endpoints is None else [{"url": url} for url in endpoints],
-    )
+    body = _fields(model_name=model, backend_type=backend_type, endpoint_url=endpoint)
+    body |= _config_fields(
+        backend_model, max_tokens, temperature, timeout, priority, description,
+        api_key, endpoints, fallbacks, max_concurrency,
+    )  # fmt: skip
     if disabled:
         body["enabled"] = False
     with reporting(), AdminClient.from_settings() as client:
@@ -175,21 +192,11 @@ def update(
     json: JsonOption = False,
 ) -> None:
     """Change the given fields of a config; the others stay."""
-    body = _fields(
-        model_name=model_name,
-        backend_type=backend_type,
-        endpoint_url=endpoint,
-        backend_model=backend_model,
-        max_tokens=max_tokens,
-        temperature_default=temperature,
-        timeout_seconds=timeout,
-        priority=priority,
-        description=description,
-        api_key=api_key,
-        max_concurrency=max_concurrency,
-        fallbacks=fallbacks,
-        endpoints=None if endpoints is None else [{"url": url} for url in endpoints],
-    )
+    body = _fields(model_name=model_name, backend_type=backend_type, endpoint_url=endpoint)
+    body |= _config_fields(
+        backend_model, max_tokens, temperature, timeout, priority, description,
+        api_key, endpoints, fallbacks, max_concurrency,
+    )  # fmt: skip
     if not body:
         raise typer.BadParameter("give at least one field to change, e.g. --url")
     with reporting(), AdminClient.from_settings() as client:

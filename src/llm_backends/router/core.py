@@ -1,8 +1,9 @@
 """LLMRouter: send each generate/chat call to the backend configured for its model.
 
 The router composes small parts: a RouteCache (config lookups), a BreakerBoard (endpoint
-health), a StatsReporter (batched metrics) and a LoopScope (the pooled HTTP session). It owns
-only the request flow: resolve the route, try its attempts in order, record the outcome.
+health), a StatsReporter (batched metrics) and a LoopScope (the pooled HTTP session). It
+resolves the route; RequestFlow (router/flow.py) tries its attempts in order and
+router/outcomes.py records how the request ended.
 
 `get_llm_router()` is the one process-wide router (the only module-level mutable state);
 explicit `LLMRouter(...)` instances are independent of it.
@@ -13,19 +14,17 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import aclosing
-from typing import Any, NoReturn
+from typing import Any
 
 import aiohttp
 import structlog
 
 from llm_backends import state
 from llm_backends.logs import configure_logging_unless_configured
-from llm_backends.router.backends import backend_capabilities, backend_classes
-from llm_backends.router.breaker import BreakerBoard, BreakerState, CircuitBreaker, CircuitOpen
+from llm_backends.router.breaker import BreakerBoard, BreakerState
 from llm_backends.router.cache import RouteCache
-from llm_backends.router.capabilities import capable_attempts
 from llm_backends.router.config_source import ConfigSource, HttpConfigSource, default_config
 from llm_backends.router.embeddings import (
     EmbeddingRequest,
@@ -34,35 +33,17 @@ from llm_backends.router.embeddings import (
     embed_routed,
     embedding_request,
 )
-from llm_backends.router.errors import (
-    InvalidBackendResponse,
-    LLMRouterError,
-    StreamInterrupted,
-)
-from llm_backends.router.explain import circuit_open_reason, on_default_route
-from llm_backends.router.fallback import (
-    Attempt,
-    Route,
-    after_fallback,
-    falls_back,
-    is_health_failure,
-    plan_route,
-)
+from llm_backends.router.fallback import Route, plan_route
 from llm_backends.router.fleet import FleetBoard
-from llm_backends.router.fleet_flow import FleetFlow, HeldStream, Outcome
+from llm_backends.router.fleet_flow import FleetFlow
+from llm_backends.router.flow import RequestFlow
 from llm_backends.router.follow import ChangeFollower
 from llm_backends.router.health import HealthMonitor
 from llm_backends.router.pool import LoopScope
 from llm_backends.router.requests import Stop, build_request
 from llm_backends.router.stats import HttpStatsSink, ModelStats, StatsReporter, StatsSink
 from llm_backends.router.streaming import RoutedStream
-from llm_backends.router.types import (
-    BackendConfig,
-    Chunk,
-    Completion,
-    CompletionRequest,
-    Result,
-)
+from llm_backends.router.types import BackendConfig, CompletionRequest, Result
 from llm_backends.settings import Settings
 
 log = structlog.get_logger("llm_backends.router")
@@ -160,7 +141,6 @@ class LLMRouter:
             queue_timeout=settings.queue_timeout_seconds,
             affinity=settings.conversation_affinity,
         )
-        self._fleet_flow = FleetFlow(self.fleet, self._cache.get)
         if isinstance(stats_sink, _Default):
             stats_sink = self._library_sink(token)
         self._stats = (
@@ -168,6 +148,17 @@ class LLMRouter:
             if stats_sink is not None
             else None
         )
+        flow = RequestFlow(
+            settings=settings,
+            cache=self._cache,
+            breakers=self._breakers,
+            fleet_flow=FleetFlow(self.fleet, self._cache.get),
+            stats=self._stats,
+            scope=self._current_scope,
+        )
+        # Bound once: a request costs the same lookups as when these were methods here.
+        self._complete = flow.complete
+        self._stream = flow.stream
 
     # -- public API ---------------------------------------------------------------------
     #
@@ -407,344 +398,6 @@ class LLMRouter:
         scope = self._current_scope()
         return await embed_routed(model, route, request, scope, self._breakers, self._stats)
 
-    # -- request flow -------------------------------------------------------------------
-
-    async def _complete(self, model: str, route: Route, request: CompletionRequest) -> Result:
-        if route.fleet is not None:
-            return await self._complete_fleet(model, route, request)
-        scope = self._current_scope()
-        log.debug("llm_request_started", model=model, backend_type=route.config.backend_type)
-        started = time.perf_counter()
-        attempts = self._attempts(model, route, request, stream=False, started=started)
-        last = len(attempts) - 1
-        first_error: LLMRouterError | None = None
-        for index, attempt in enumerate(attempts):
-            try:
-                completion = await self._call(scope, model, attempt, request)
-            except LLMRouterError as error:
-                if index < last and falls_back(error):
-                    first_error = first_error or error
-                    _log_fallback(model, attempt, attempts[index + 1], error)
-                    continue
-                failure = self._failed(model, error, first_error, started, route)
-                if failure is error:
-                    raise
-                raise failure from error
-            return self._succeeded(model, route, attempt, completion, first_error, started, request)
-        raise AssertionError("unreachable: the last attempt returns or raises")
-
-    async def _complete_fleet(self, model: str, route: Route, request: CompletionRequest) -> Result:
-        """Several servers, limits or fallbacks (router/fleet_flow.py); same outcome handling."""
-        scope = self._current_scope()
-        started = time.perf_counter()
-        self._attempts(model, route, request, stream=False, started=started)  # refusals
-        try:
-            outcome = await self._fleet_flow.run(
-                model, route, request, lambda a: self._call(scope, model, a, request)
-            )
-        except LLMRouterError as error:
-            raise self._failed(model, error, None, started) from None
-        if outcome.slot is not None:
-            outcome.slot.release()
-        return self._succeeded(
-            model, route, outcome.attempt, outcome.value, outcome.first_error, started, request
-        )
-
-    async def _call(
-        self, scope: LoopScope, model: str, attempt: Attempt, request: CompletionRequest
-    ) -> Completion:
-        breaker = self._breakers.get(attempt.endpoint)
-        backend = scope.backend(attempt.kind) or _unknown_backend(model, attempt)
-        if not breaker.allow():
-            raise _circuit_open(model, attempt, breaker)
-        judged = False
-        try:
-            completion = await backend.answer(attempt.config, request)
-            judged = True
-        except LLMRouterError as error:
-            judged = True
-            _judge(breaker, error)
-            raise
-        finally:
-            if not judged:  # cancelled: free the half-open probe slot (no-op otherwise)
-                breaker.release()
-        breaker.record_success()
-        return completion
-
-    async def _stream(
-        self, handle: RoutedStream, request: CompletionRequest
-    ) -> AsyncGenerator[Chunk, None]:
-        model = handle.model
-        route = self._cache.fresh(model) or await self._cache.get(model)
-        handle.max_tokens_capped = _capped(route.config, request)
-        scope = self._current_scope()
-        log.debug(
-            "llm_request_started", model=model, backend_type=route.config.backend_type, stream=True
-        )
-        started = time.perf_counter()
-        attempt, chunks, first, first_error = await self._open_stream(
-            scope, model, route, request, started
-        )
-        handle.backend = attempt.kind
-        handle.endpoint = attempt.endpoint
-        handle.fallback_from = first_error.backend if first_error is not None else None
-        final = first if first.done else None
-        ended = False
-        try:
-            yield first
-            async for chunk in chunks:
-                if chunk.done:
-                    final = chunk
-                yield chunk
-            ended = True
-        except LLMRouterError as error:
-            ended = True
-            # Text already reached the caller: another backend can't continue it.
-            if is_health_failure(error):
-                self._breakers.get(attempt.endpoint).record_failure(error.reason)
-            interrupted = StreamInterrupted(
-                f"stream interrupted after the first chunk: {error.reason}",
-                model=model,
-                backend=attempt.kind,
-                endpoint=attempt.endpoint,
-                status_code=error.status_code,
-            )
-            raise self._failed(model, interrupted, None, started, route) from error
-        finally:
-            await chunks.aclose()
-            if not ended:
-                # The caller stopped early (its client went away): a request, not a failure.
-                log.debug("llm_stream_abandoned", model=model, backend=attempt.kind)
-                if self._stats is not None:
-                    latency_ms = (time.perf_counter() - started) * 1000.0
-                    self._stats.record(model, latency_ms, None, False, attempt.endpoint)
-        handle.final = final
-        self._finish(
-            model,
-            route,
-            attempt,
-            time.perf_counter() - started,
-            final.completion_tokens if final else None,
-            final.tokens_per_sec if final else None,
-            first_error,
-            stream=True,
-            capped=handle.max_tokens_capped,
-        )
-
-    async def _open_stream(
-        self,
-        scope: LoopScope,
-        model: str,
-        route: Route,
-        request: CompletionRequest,
-        started: float,
-    ) -> tuple[Attempt, AsyncGenerator[Chunk, None], Chunk, LLMRouterError | None]:
-        """Walk the route until a backend yields its first chunk: fallback happens only here."""
-        if route.fleet is not None:
-            return await self._open_fleet_stream(scope, model, route, request, started)
-        attempts = self._attempts(model, route, request, stream=True, started=started)
-        last = len(attempts) - 1
-        first_error: LLMRouterError | None = None
-        for index, attempt in enumerate(attempts):
-            try:
-                chunks, first = await self._first_chunk(scope, model, attempt, request)
-            except LLMRouterError as error:
-                if index < last and falls_back(error):
-                    first_error = first_error or error
-                    _log_fallback(model, attempt, attempts[index + 1], error)
-                    continue
-                failure = self._failed(model, error, first_error, started, route)
-                if failure is error:
-                    raise
-                raise failure from error
-            return attempt, chunks, first, first_error
-        raise AssertionError("unreachable: the last attempt returns or raises")
-
-    async def _open_fleet_stream(
-        self,
-        scope: LoopScope,
-        model: str,
-        route: Route,
-        request: CompletionRequest,
-        started: float,
-    ) -> tuple[Attempt, Any, Chunk, LLMRouterError | None]:
-        """A fleet's first chunk; the server's place is held until the stream ends."""
-        self._attempts(model, route, request, stream=True, started=started)  # refusals
-        try:
-            outcome: Outcome[tuple[Any, Chunk]] = await self._fleet_flow.run(
-                model, route, request, lambda a: self._first_chunk(scope, model, a, request)
-            )
-        except LLMRouterError as error:
-            raise self._failed(model, error, None, started) from None
-        chunks, first = outcome.value
-        return outcome.attempt, HeldStream(chunks, outcome.slot), first, outcome.first_error
-
-    async def _first_chunk(
-        self, scope: LoopScope, model: str, attempt: Attempt, request: CompletionRequest
-    ) -> tuple[AsyncGenerator[Chunk, None], Chunk]:
-        breaker = self._breakers.get(attempt.endpoint)
-        backend = scope.backend(attempt.kind) or _unknown_backend(model, attempt)
-        if not breaker.allow():
-            raise _circuit_open(model, attempt, breaker)
-        chunks: Any = backend.stream_answer(attempt.config, request)
-        started = False
-        try:
-            try:
-                first = await anext(chunks)
-            except StopAsyncIteration:
-                raise InvalidBackendResponse(
-                    "stream ended before its first chunk",
-                    model=model,
-                    backend=attempt.kind,
-                    endpoint=attempt.endpoint,
-                ) from None
-            started = True
-        except LLMRouterError as error:
-            _judge(breaker, error)
-            raise
-        finally:
-            if not started:
-                breaker.release()  # a cancelled half-open probe frees its slot (else no-op)
-                await chunks.aclose()
-        breaker.record_success()
-        return chunks, first
-
-    # -- outcomes -----------------------------------------------------------------------
-
-    def _succeeded(
-        self,
-        model: str,
-        route: Route,
-        attempt: Attempt,
-        completion: Completion,
-        first_error: LLMRouterError | None,
-        started: float,
-        request: CompletionRequest,
-    ) -> Result:
-        elapsed = time.perf_counter() - started
-        capped = _capped(route.config, request)
-        tokens_per_sec = self._finish(
-            model,
-            route,
-            attempt,
-            elapsed,
-            completion.completion_tokens,
-            completion.tokens_per_sec,
-            first_error,
-            stream=False,
-            capped=capped,
-        )
-        return Result(
-            response=completion.text,
-            backend=attempt.kind,
-            model=model,
-            done=True,
-            finish_reason=completion.finish_reason,
-            prompt_tokens=completion.prompt_tokens,
-            completion_tokens=completion.completion_tokens,
-            latency_ms=elapsed * 1000.0,
-            tokens_per_sec=tokens_per_sec,
-            fallback_from=first_error.backend if first_error is not None else None,
-            endpoint=attempt.endpoint,
-            tool_calls=completion.tool_calls,
-            reasoning=completion.reasoning,
-            logprobs=completion.logprobs,
-            choices=completion.choices,
-            max_tokens_capped=capped,
-        )
-
-    def _attempts(
-        self,
-        model: str,
-        route: Route,
-        request: CompletionRequest,
-        *,
-        stream: bool,
-        started: float,
-    ) -> tuple[Attempt, ...]:
-        """The route's attempts able to honour the request (all of them for plain text)."""
-        if not request.rich:
-            return route.attempts
-        try:
-            return capable_attempts(
-                model,
-                route.attempts,
-                backend_capabilities(),
-                request,
-                limit=self.settings.max_fanout_calls,
-                stream=stream,
-            )
-        except LLMRouterError as error:
-            raise self._failed(model, error, None, started) from None
-
-    def _finish(
-        self,
-        model: str,
-        route: Route,
-        attempt: Attempt,
-        elapsed: float,
-        completion_tokens: int | None,
-        tokens_per_sec: float | None,
-        first_error: LLMRouterError | None,
-        *,
-        stream: bool,
-        capped: int | None = None,
-    ) -> float | None:
-        """Log and count a success; returns tokens/s (the backend's own, else wall-clock).
-
-        One INFO line per request, written when it ends (like an access log), so it carries
-        the outcome: a second line at the start cost ~15 µs a request and said less.
-        """
-        if tokens_per_sec is None and completion_tokens and elapsed > 0:
-            tokens_per_sec = completion_tokens / elapsed
-        latency_ms = elapsed * 1000.0
-        log.info(
-            "routing_llm_request",
-            model=model,
-            backend_type=route.config.backend_type,
-            backend=attempt.kind,
-            endpoint=attempt.endpoint,
-            fallback_from=first_error.backend if first_error is not None else None,
-            stream=stream,
-            duration_ms=round(latency_ms, 3),
-            tokens_per_sec=None if tokens_per_sec is None else round(tokens_per_sec, 1),
-            max_tokens_capped=capped,
-            default_route=route.is_default,
-        )
-        if self._stats is not None and not route.is_default:
-            self._stats.record(model, latency_ms, tokens_per_sec, False, attempt.endpoint)
-        return tokens_per_sec
-
-    def _failed(
-        self,
-        model: str,
-        error: LLMRouterError,
-        first_error: LLMRouterError | None,
-        started: float,
-        route: Route | None = None,
-    ) -> LLMRouterError:
-        """Log and count a failure; the error to raise names every backend tried, and says
-        so when the model had no enabled config (the default Ollama was used)."""
-        if first_error is not None:
-            error = after_fallback(error, first_error)
-        default = route is not None and route.is_default
-        if default:
-            error = on_default_route(error, model, error.endpoint)
-        latency_ms = (time.perf_counter() - started) * 1000.0
-        log.warning(
-            "llm_request_failed",
-            model=model,
-            backend=error.backend,
-            endpoint=error.endpoint,
-            error=str(error),
-            error_type=type(error).__name__,
-            default_route=default,
-        )
-        # A model without a config has no row to count in (and clients choose the names).
-        if self._stats is not None and not default:
-            self._stats.record(model, latency_ms, None, True, error.endpoint)
-        return error
-
     # -- wiring -------------------------------------------------------------------------
 
     def _current_scope(self) -> LoopScope:
@@ -798,54 +451,6 @@ class LLMRouter:
         return HttpStatsSink(
             self.admin_url, token, self._session, timeout=self.settings.llm_router_fetch_timeout
         )
-
-
-def _capped(config: BackendConfig, request: CompletionRequest) -> int | None:
-    """The config's max_tokens when the request asked for more (and was sent with it)."""
-    asked = request.max_tokens
-    return config.max_tokens if asked is not None and asked > config.max_tokens else None
-
-
-def _judge(breaker: CircuitBreaker, error: LLMRouterError) -> None:
-    """A 404/400 still proves the server is up; only health failures count against it."""
-    if is_health_failure(error):
-        breaker.record_failure(error.reason)
-    else:
-        breaker.record_success()
-
-
-def _circuit_open(model: str, attempt: Attempt, breaker: CircuitBreaker) -> CircuitOpen:
-    return CircuitOpen(
-        circuit_open_reason(breaker.failures, breaker.last_failure, breaker.retry_in),
-        model=model,
-        backend=attempt.kind,
-        endpoint=attempt.endpoint,
-    )
-
-
-def _unknown_backend(model: str, attempt: Attempt) -> NoReturn:
-    raise LLMRouterError(
-        f"no backend module speaks backend_type {attempt.kind!r} "
-        f"(known: {', '.join(sorted(backend_classes()))})",
-        model=model,
-        backend=attempt.kind,
-        endpoint=attempt.endpoint,
-    )
-
-
-def _log_fallback(model: str, failed: Attempt, next_: Attempt, error: LLMRouterError) -> None:
-    if isinstance(error, CircuitOpen):
-        # Expected while the breaker is open: one line per request would drown the logs.
-        log.debug("backend_circuit_open_skipping", model=model, backend=failed.kind)
-        return
-    log.warning(
-        f"{failed.kind}_failed_falling_back_to_{next_.kind}",
-        model=model,
-        error=str(error),
-        error_type=type(error).__name__,
-        endpoint=failed.endpoint,
-        fallback_endpoint=next_.endpoint,
-    )
 
 
 # The documented process-wide router: the only module-level mutable state of the package.

@@ -102,6 +102,23 @@ def tool_calls_from(raw: object, param: str) -> list[ToolCall]:
     return calls
 
 
+def answer_tool_calls(raw: object) -> tuple[ToolCall, ...]:
+    """A backend answer's `message.tool_calls` (OpenAI's or Ollama's: arguments as text or an
+    object, ids often absent) -> neutral, ids minted where missing. Unlike a client's calls,
+    a malformed entry is skipped rather than refused: the backend, not the client, sent it."""
+    if not isinstance(raw, list):
+        return ()
+    calls: list[ToolCall] = []
+    for item in raw:
+        function = item.get("function") if isinstance(item, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            continue
+        arguments = function.get("arguments")
+        text = arguments if isinstance(arguments, str) else orjson.dumps(arguments or {}).decode()
+        calls.append(ToolCall(str(item.get("id") or mint_call_id()), function["name"], text))
+    return tuple(calls)
+
+
 # -- messages -----------------------------------------------------------------------------
 
 

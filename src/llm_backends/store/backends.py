@@ -12,11 +12,12 @@ from typing import Any
 from sqlalchemy import case, delete, func, insert, not_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import ReturningUpdate
 
 from llm_backends.store import audit
 from llm_backends.store.audit import SYSTEM, Actor
 from llm_backends.store.changes import record_change
-from llm_backends.store.models import LLMBackend, utcnow
+from llm_backends.store.models import AuditEntry, LLMBackend, utcnow
 
 
 class DuplicateModel(Exception):
@@ -89,33 +90,46 @@ async def create_backend(
     try:
         row = await session.scalar(statement)
         assert row is not None
-        entry = audit.record(
-            session,
-            actor,
-            "backend.create",
-            audit.backend_target(row),
-            audit.diff(None, audit.snapshot(row)),
-        )
-        await record_change(session, row.model_name)
-        await session.commit()
+        changes = audit.diff(None, audit.snapshot(row))
+        entry = await _commit(session, actor, "backend.create", row, changes, row.model_name)
     except IntegrityError as error:
         raise await _duplicate(session, fields["model_name"]) from error
     audit.log_entry(entry)
     return row
 
 
+def _update(backend_id: int, **values: Any) -> ReturningUpdate[tuple[LLMBackend]]:
+    """UPDATE one row by id, returning it with the values the database now holds."""
+    return (
+        update(LLMBackend)
+        .where(LLMBackend.id == backend_id)
+        .values(**values)
+        .returning(LLMBackend)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
+
+
+async def _commit(
+    session: AsyncSession,
+    actor: Actor,
+    action: str,
+    row: LLMBackend,
+    changes: Mapping[str, Any],
+    *model_names: str,
+) -> AuditEntry:
+    """Audit a backend write and record its models' change in the same transaction; commit.
+    The caller logs the entry once the commit has succeeded."""
+    entry = audit.record(session, actor, action, audit.backend_target(row), changes)
+    await record_change(session, *model_names)
+    await session.commit()
+    return entry
+
+
 async def _lock(session: AsyncSession, backend_id: int) -> dict[str, Any] | None:
     """The row's audited values, read by a no-op UPDATE: that takes the row's lock (the
     whole database's on SQLite) first, so the values are still current at commit, and
     SQLite never has to upgrade a read transaction (which fails at once when contended)."""
-    statement = (
-        update(LLMBackend)
-        .where(LLMBackend.id == backend_id)
-        .values(updated_at=LLMBackend.updated_at)
-        .returning(LLMBackend)
-        .execution_options(synchronize_session=False, populate_existing=True)
-    )
-    row = await session.scalar(statement)
+    row = await session.scalar(_update(backend_id, updated_at=LLMBackend.updated_at))
     return None if row is None else audit.snapshot(row)
 
 
@@ -134,27 +148,20 @@ async def update_backend(
     if before is None:
         await session.rollback()
         return None
-    statement = (
-        update(LLMBackend)
-        .where(LLMBackend.id == backend_id)
-        .values(**changes, updated_at=utcnow())
-        .returning(LLMBackend)
-        .execution_options(synchronize_session=False, populate_existing=True)
-    )
+    statement = _update(backend_id, **changes, updated_at=utcnow())
     # A rename changes two models: the old name is freed.
     old_name = before["model_name"] if "model_name" in changes else None
     try:
         row = await session.scalar(statement)
         assert row is not None
-        entry = audit.record(
+        entry = await _commit(
             session,
             actor,
             "backend.update",
-            audit.backend_target(row),
+            row,
             audit.diff(before, audit.snapshot(row)),
+            *filter(None, (old_name, row.model_name)),
         )
-        await record_change(session, *filter(None, (old_name, row.model_name)))
-        await session.commit()
     except IntegrityError as error:
         raise await _duplicate(session, str(changes.get("model_name"))) from error
     audit.log_entry(entry)
@@ -170,15 +177,8 @@ async def delete_backend(
     if row is None:
         await session.rollback()
         return None
-    entry = audit.record(
-        session,
-        actor,
-        "backend.delete",
-        audit.backend_target(row),
-        audit.diff(audit.snapshot(row), None),
-    )
-    await record_change(session, row.model_name)
-    await session.commit()
+    changes = audit.diff(audit.snapshot(row), None)
+    entry = await _commit(session, actor, "backend.delete", row, changes, row.model_name)
     audit.log_entry(entry)
     return row.model_name
 
@@ -187,26 +187,14 @@ async def toggle_backend(
     session: AsyncSession, backend_id: int, *, actor: Actor = SYSTEM
 ) -> LLMBackend | None:
     """Flip `enabled` in the database itself, so concurrent toggles never lose one."""
-    statement = (
-        update(LLMBackend)
-        .where(LLMBackend.id == backend_id)
-        .values(enabled=not_(LLMBackend.enabled), updated_at=utcnow())
-        .returning(LLMBackend)
-        .execution_options(synchronize_session=False, populate_existing=True)
+    row = await session.scalar(
+        _update(backend_id, enabled=not_(LLMBackend.enabled), updated_at=utcnow())
     )
-    row = await session.scalar(statement)
     if row is None:
         await session.rollback()
         return None
-    entry = audit.record(
-        session,
-        actor,
-        "backend.toggle",
-        audit.backend_target(row),
-        {"enabled": {"before": not row.enabled, "after": row.enabled}},
-    )
-    await record_change(session, row.model_name)
-    await session.commit()
+    changes = {"enabled": {"before": not row.enabled, "after": row.enabled}}
+    entry = await _commit(session, actor, "backend.toggle", row, changes, row.model_name)
     audit.log_entry(entry)
     return row
 

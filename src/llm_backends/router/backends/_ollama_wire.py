@@ -10,13 +10,11 @@ from typing import Any
 
 import orjson
 
-from llm_backends.router.messages import mint_call_id
 from llm_backends.router.requests import named_tool
 from llm_backends.router.types import (
     BackendConfig,
     ChatMessage,
     CompletionRequest,
-    ToolCall,
 )
 
 #: Neutral Sampling fields that are Ollama options of the same name.
@@ -131,21 +129,6 @@ def _message(message: ChatMessage) -> dict[str, Any]:
     if "thinking" in message:
         out["thinking"] = message["thinking"]
     return out
-
-
-def tool_calls(raw: object) -> tuple[ToolCall, ...]:
-    """Ollama's `message.tool_calls` (arguments as objects, ids often absent) -> neutral."""
-    if not isinstance(raw, list):
-        return ()
-    calls: list[ToolCall] = []
-    for item in raw:
-        function = item.get("function") if isinstance(item, dict) else None
-        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
-            continue
-        arguments = function.get("arguments")
-        text = arguments if isinstance(arguments, str) else orjson.dumps(arguments or {}).decode()
-        calls.append(ToolCall(str(item.get("id") or mint_call_id()), function["name"], text))
-    return tuple(calls)
 
 
 def logprobs(raw: object) -> list[dict[str, Any]] | None:

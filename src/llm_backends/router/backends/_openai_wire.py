@@ -16,7 +16,6 @@ from llm_backends.router.types import (
     BackendConfig,
     ChatMessage,
     CompletionRequest,
-    ToolCall,
     ToolCallDelta,
 )
 
@@ -142,21 +141,6 @@ def message(message: ChatMessage) -> dict[str, Any]:
         if "tool_name" in message:
             out["name"] = message["tool_name"]
     return out
-
-
-def tool_calls(raw: object) -> tuple[ToolCall, ...]:
-    """A whole answer's `message.tool_calls` -> neutral (ids minted where a server gave none)."""
-    if not isinstance(raw, list):
-        return ()
-    calls: list[ToolCall] = []
-    for item in raw:
-        function = item.get("function") if isinstance(item, dict) else None
-        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
-            continue
-        arguments = function.get("arguments")
-        text = arguments if isinstance(arguments, str) else orjson.dumps(arguments or {}).decode()
-        calls.append(ToolCall(str(item.get("id") or mint_call_id()), function["name"], text))
-    return tuple(calls)
 
 
 def tool_call_deltas(raw: object) -> tuple[ToolCallDelta, ...]:

@@ -10,6 +10,7 @@ from llm_backends.router import capabilities as cap
 from llm_backends.router.backends import _embed, _http, _ollama_wire
 from llm_backends.router.backends.base import Backend
 from llm_backends.router.embeddings import BackendEmbeddings, EmbeddingRequest
+from llm_backends.router.messages import answer_tool_calls
 from llm_backends.router.types import (
     BackendConfig,
     Chunk,
@@ -56,7 +57,7 @@ class OllamaBackend(Backend):
         if done is not True or not isinstance(text, str):
             raise _http.invalid(f"not a finished answer: {body[:80]!r}", config, self.kind)
         eval_count = data.get("eval_count")
-        calls = _ollama_wire.tool_calls(message.get("tool_calls")) if chat else ()
+        calls = answer_tool_calls(message.get("tool_calls")) if chat else ()
         thinking = message.get("thinking")
         return Completion(
             text=text,
@@ -95,7 +96,7 @@ class OllamaBackend(Backend):
                 if chat and message.get("tool_calls"):
                     deltas = tuple(
                         ToolCallDelta(calls_seen + i, call.id, call.name, call.arguments)
-                        for i, call in enumerate(_ollama_wire.tool_calls(message["tool_calls"]))
+                        for i, call in enumerate(answer_tool_calls(message["tool_calls"]))
                     )
                     calls_seen += len(deltas)
                 if done is True:

@@ -13,6 +13,7 @@ from llm_backends.router import capabilities as cap
 from llm_backends.router.backends import _embed, _http, _openai_wire
 from llm_backends.router.backends.base import Backend
 from llm_backends.router.embeddings import BackendEmbeddings, EmbeddingRequest
+from llm_backends.router.messages import answer_tool_calls
 from llm_backends.router.types import (
     BackendConfig,
     Choice,
@@ -225,7 +226,7 @@ def _choice(raw: dict[str, Any], position: int, chat: bool) -> Choice:
     if chat:
         message = raw["message"]
         text = message.get("content")
-        calls = _openai_wire.tool_calls(message.get("tool_calls"))
+        calls = answer_tool_calls(message.get("tool_calls"))
         thinking = _openai_wire.reasoning(message)
     else:
         text, calls, thinking = raw["text"], (), None
