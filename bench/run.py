@@ -502,34 +502,48 @@ def start_gateways(args: argparse.Namespace, work: Path, mocks: Mocks) -> Setup:
     else:
         notes["llm-backends"] = ".venv/bin/llm-backends not found (make install)"
 
-    if not args.no_litellm:
-        why = targets.litellm_available()
-        if why is None:
-            gw = targets.litellm_gateway(work, mocks)
-            try:
-                cold.setdefault(gw.name, []).append(round(gw.start_until_chat(120), 3))
-                gateways[gw.name] = gw
-                idle[gw.name] = round(procs.rss_mb(gw.pid), 1)
-            except (RuntimeError, TimeoutError, OSError) as error:
-                notes["litellm"] = f"could not start: {str(error)[-600:]}"
-                gw.stop()
-        else:
-            notes["litellm"] = why
-
-    if not args.no_portkey:
-        why = targets.portkey_available()
-        if why is None:
-            gw = targets.portkey_gateway(work, mocks)
-            try:
-                cold.setdefault(gw.name, []).append(round(gw.start_until_chat(60), 3))
-                gateways[gw.name] = gw
-                idle[gw.name] = round(procs.rss_mb(gw.pid), 1)
-            except (RuntimeError, TimeoutError, OSError) as error:
-                notes["portkey"] = f"could not start: {str(error)[-600:]}"
-                gw.stop()
-        else:
-            notes["portkey"] = why
+    peers = (
+        ("litellm", args.no_litellm, targets.litellm_available, targets.litellm_gateway, 120),
+        ("portkey", args.no_portkey, targets.portkey_available, targets.portkey_gateway, 60),
+    )
+    for name, skipped, available, make, timeout in peers:
+        if not skipped:
+            _start_peer(
+                name,
+                available(),
+                lambda m=make: m(work, mocks),
+                timeout,
+                gateways,
+                notes,
+                cold,
+                idle,
+            )
     return Setup(gateways, notes, llmb, ids, cold, idle)
+
+
+def _start_peer(
+    name: str,
+    unavailable: str | None,
+    make: Callable[[], Gateway],
+    timeout: float,
+    gateways: dict[str, Gateway],
+    notes: dict[str, str],
+    cold: dict[str, list[float]],
+    idle: dict[str, float],
+) -> None:
+    """Start a peer gateway (LiteLLM, Portkey): its first start is its first cold start; a
+    peer that is not installed or does not start is a note, not a failed run."""
+    if unavailable is not None:
+        notes[name] = unavailable
+        return
+    gw = make()
+    try:
+        cold.setdefault(gw.name, []).append(round(gw.start_until_chat(timeout), 3))
+        gateways[gw.name] = gw
+        idle[gw.name] = round(procs.rss_mb(gw.pid), 1)
+    except (RuntimeError, TimeoutError, OSError) as error:
+        notes[name] = f"could not start: {str(error)[-600:]}"
+        gw.stop()
 
 
 def scenario_startup(plan: Plan, setup: Setup) -> None:
