@@ -1,10 +1,12 @@
-"""What a router binds to one event loop: the pooled HTTP session and the backend objects.
+"""What a router binds to one event loop: its HTTP clients and the backend objects.
 
-aiohttp sessions belong to the loop they were created in, and the process-wide router may
-outlive a loop (each `asyncio.run()` of a script makes a new one). So the session is created
+Two clients: `client`, the lean keep-alive pool of `router.transport`, for the backend calls
+on the request path; `session`, aiohttp, for everything else (health probes, the Admin API,
+the change feed). Both belong to the loop they were created in, and the process-wide router
+may outlive a loop (each `asyncio.run()` of a script makes a new one). So they are created
 lazily inside the running loop, and a small guard task notices the loop's shutdown
 (`asyncio.run` cancels every task before closing the loop): it lets the router flush its stats
-and closes the session there, so scripts that never call `close()` exit cleanly.
+and closes them there, so scripts that never call `close()` exit cleanly.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ import aiohttp
 
 from llm_backends.router.backends import backend_classes
 from llm_backends.router.backends.base import Backend
+from llm_backends.router.transport import HttpPool
 
 
 class LoopScope:
-    """The session, connector and backends of one event loop."""
+    """The HTTP clients and backends of one event loop."""
 
     def __init__(
         self,
@@ -46,6 +49,7 @@ class LoopScope:
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout),
             cookie_jar=aiohttp.DummyCookieJar(),
         )
+        self.client = HttpPool(loop, max_connections=max_connections, keepalive_seconds=60)
         self.closed = False
         self._backends: dict[str, Backend] = {}
         self._on_loop_end = on_loop_end
@@ -59,7 +63,7 @@ class LoopScope:
             if cls is None:
                 return None
             backend = self._backends[kind] = cls(
-                self.session, self.connect_timeout, self.max_response_bytes
+                self.client, self.connect_timeout, self.max_response_bytes
             )
         return backend
 
@@ -69,6 +73,7 @@ class LoopScope:
         self.closed = True
         if self._guard is not asyncio.current_task():
             self._guard.cancel()
+        await self.client.close()
         await self.session.close()
 
     async def _watch_loop_end(self) -> None:

@@ -5,13 +5,19 @@ session-scoped servers would start once per importing conftest).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
-import aiohttp
 import pytest
+
+from llm_backends.router.transport import HttpPool
 
 
 @pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client_session:
-        yield client_session
+async def client() -> AsyncIterator[HttpPool]:
+    """The connection pool backends are given in the router (one per event loop)."""
+    pool = HttpPool(asyncio.get_running_loop())
+    try:
+        yield pool
+    finally:
+        await pool.close()

@@ -8,12 +8,12 @@ completion_tokens == max_tokens and finish_reason == "length"; temperature 0 is 
 
 from __future__ import annotations
 
-import aiohttp
 import pytest
 
 from llm_backends.router.backends.mlx import MLXBackend
 from llm_backends.router.backends.openai import OpenAIBackend
 from llm_backends.router.errors import BackendRequestError, ModelNotFound
+from llm_backends.router.transport import HttpPool
 from llm_backends.router.types import CompletionRequest
 from tests.fakes.mlx_server import MLXServer
 from tests.router.backends.helpers import collect, make_config, text_of
@@ -36,8 +36,8 @@ def chat(max_tokens: int) -> CompletionRequest:
 
 
 @pytest.fixture
-def mlx(session: aiohttp.ClientSession) -> MLXBackend:
-    return MLXBackend(session)
+def mlx(client: HttpPool) -> MLXBackend:
+    return MLXBackend(client)
 
 
 async def test_completion_counts_and_determinism(mlx: MLXBackend, mlx_server: MLXServer) -> None:
@@ -97,12 +97,12 @@ async def test_bad_parameter_is_a_request_error(mlx: MLXBackend, mlx_server: MLX
 
 @pytest.mark.parametrize("suffix", ["", "/v1"])
 async def test_openai_backend_with_served_model_path(
-    session: aiohttp.ClientSession, mlx_server: MLXServer, suffix: str
+    client: HttpPool, mlx_server: MLXServer, suffix: str
 ) -> None:
     config = make_config(
         mlx_server.url + suffix, "openai", backend_model=str(mlx_server.model_path)
     )
-    backend = OpenAIBackend(session)
+    backend = OpenAIBackend(client)
 
     result = await backend.complete(config, greedy(4))
     chunks = await collect(backend.stream(config, chat(4)))
@@ -112,11 +112,11 @@ async def test_openai_backend_with_served_model_path(
 
 
 async def test_foreign_model_name_is_model_not_found_which_mlx_backend_avoids(
-    session: aiohttp.ClientSession, mlx: MLXBackend, mlx_server: MLXServer
+    client: HttpPool, mlx: MLXBackend, mlx_server: MLXServer
 ) -> None:
     """Why MLXBackend sends no `model`: mlx_lm.server takes any other name as a hub id."""
     with pytest.raises(ModelNotFound) as caught:
-        await OpenAIBackend(session).complete(make_config(mlx_server.url, "openai"), greedy(2))
+        await OpenAIBackend(client).complete(make_config(mlx_server.url, "openai"), greedy(2))
     assert caught.value.status_code == 404
 
     # Same config for the mlx backend (model_name "phi3:mini", no backend_model): it works.

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from contextlib import aclosing
 
-import aiohttp
 import pytest
 
 from llm_backends.router.backends.ollama import OllamaBackend
@@ -17,6 +16,7 @@ from llm_backends.router.errors import (
     LLMRouterError,
     ModelNotFound,
 )
+from llm_backends.router.transport import HttpPool
 from llm_backends.router.types import CompletionRequest
 from tests.fakes.common import FakeServer
 from tests.fakes.fake_ollama import OllamaBehaviour
@@ -32,8 +32,8 @@ CHAT = CompletionRequest(
 
 
 @pytest.fixture
-def backend(session: aiohttp.ClientSession) -> OllamaBackend:
-    return OllamaBackend(session, connect_timeout=2.0)
+def backend(client: HttpPool) -> OllamaBackend:
+    return OllamaBackend(client, connect_timeout=2.0)
 
 
 async def test_generate_sends_ollama_request(backend: OllamaBackend, fake_ollama: Fake) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from contextlib import aclosing
 
-import aiohttp
 import pytest
 
 from llm_backends.router.backends.mlx import MLXBackend
@@ -18,6 +17,7 @@ from llm_backends.router.errors import (
     LLMRouterError,
     ModelNotFound,
 )
+from llm_backends.router.transport import HttpPool
 from llm_backends.router.types import CompletionRequest
 from tests.fakes.common import FakeServer
 from tests.fakes.fake_openai import OpenAIBehaviour
@@ -34,8 +34,8 @@ CHAT = CompletionRequest(
 
 
 @pytest.fixture
-def backend(session: aiohttp.ClientSession) -> OpenAIBackend:
-    return OpenAIBackend(session, connect_timeout=2.0)
+def backend(client: HttpPool) -> OpenAIBackend:
+    return OpenAIBackend(client, connect_timeout=2.0)
 
 
 async def test_completion_request_and_answer(backend: OpenAIBackend, fake_openai: Fake) -> None:
@@ -122,10 +122,8 @@ async def test_backend_model_overrides_model_name(
     assert fake_openai.bodies[0]["model"] == "Qwen/Qwen2.5-7B-Instruct"
 
 
-async def test_mlx_sends_no_model_unless_configured(
-    session: aiohttp.ClientSession, fake_openai: Fake
-) -> None:
-    mlx = MLXBackend(session)
+async def test_mlx_sends_no_model_unless_configured(client: HttpPool, fake_openai: Fake) -> None:
+    mlx = MLXBackend(client)
 
     await mlx.complete(make_config(fake_openai.url, "mlx"), PROMPT)
     await collect(mlx.stream(make_config(fake_openai.url, "mlx"), CHAT))

@@ -2,7 +2,7 @@
 and the size limits that keep a hostile or broken backend from exhausting memory.
 
 Not a backend module (the leading underscore keeps the registry from importing it as one).
-Plain functions over the shared session: no classes, no state.
+Plain functions over the shared connection pool (`router.transport`): no classes, no state.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import re
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import orjson
 
 from llm_backends import hops as hop_list
@@ -26,14 +25,23 @@ from llm_backends.router.errors import (
     LoopDetected,
     ModelNotFound,
 )
+from llm_backends.router.transport import (
+    ConnectError,
+    HttpPool,
+    InvalidURL,
+    ProtocolError,
+    Response,
+    ServerDisconnected,
+    TransportError,
+)
 from llm_backends.router.types import BackendConfig, FinishReason
 
 
 @functools.lru_cache(maxsize=64)
 def hop_headers(hops: tuple[str, ...] = ()) -> tuple[tuple[str, str], ...]:
     """Headers of a JSON POST: the content type and the hop list (the request's incoming
-    hops plus this process's id: see `llm_backends.hops`). Pairs in a tuple: aiohttp takes
-    it, nobody can mutate it, and the usual case (no incoming hops) is built once."""
+    hops plus this process's id: see `llm_backends.hops`). Pairs in a tuple: hashable (the
+    pool caches their encoding), immutable, and the usual case (no incoming hops) built once."""
     return (("Content-Type", "application/json"), (hop_list.HEADER, hop_list.outgoing(hops)))
 
 
@@ -51,7 +59,7 @@ def request_headers(
 
 
 #: What a transport can raise while we talk to a backend; `transport_error` maps them.
-TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (aiohttp.ClientError, TimeoutError)
+TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (TransportError, OSError)
 
 #: How much of an unparseable error body goes into an error message.
 _BODY_EXCERPT = 200
@@ -68,21 +76,6 @@ _RETRY_AFTER = re.compile(r"^[A-Za-z0-9 ,:]{1,40}$")
 
 #: How much of an error (non-200) body is read: enough for any message, never more.
 _ERROR_BODY_CAP = 64 * 1024
-
-
-@functools.lru_cache(maxsize=256)
-def complete_timeout(connect: float, read: float) -> aiohttp.ClientTimeout:
-    """A whole answer must arrive within `read` seconds (the config's timeout_seconds),
-    connecting included, which alone may take at most `connect` seconds. One deadline per
-    request: a per-read timeout would add nothing and cost a timer re-armed on each packet.
-    (Immutable, so cached: configs repeat the same few values.)"""
-    return aiohttp.ClientTimeout(total=read, sock_connect=connect)
-
-
-@functools.lru_cache(maxsize=256)
-def stream_timeout(connect: float, read: float) -> aiohttp.ClientTimeout:
-    """A stream may run for ever, but each read waits at most `read` seconds."""
-    return aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=read)
 
 
 def join_url(endpoint: str, path: str) -> str:
@@ -172,17 +165,18 @@ def status_error(
 
 
 def transport_error(exc: BaseException, config: BackendConfig, kind: str) -> LLMRouterError:
-    """Map an aiohttp/asyncio failure (one of TRANSPORT_ERRORS) to a router error."""
+    """Map a transport failure (one of TRANSPORT_ERRORS) to a router error."""
     detail = str(exc) or type(exc).__name__
     if isinstance(exc, TimeoutError):
-        # aiohttp's ServerTimeoutError is a TimeoutError too, so this goes first.
         return fail(BackendTimeout, f"no answer within {config.timeout_seconds:g}s", config, kind)
-    if isinstance(exc, aiohttp.ClientPayloadError):
+    if isinstance(exc, ServerDisconnected) and exc.in_body:
         return fail(InvalidBackendResponse, f"response body cut: {detail}", config, kind)
-    if isinstance(exc, aiohttp.ClientConnectorError) and (exc.os_error.errno == errno.ECONNREFUSED):
+    if isinstance(exc, ProtocolError):
+        return fail(InvalidBackendResponse, detail, config, kind)
+    if isinstance(exc, ConnectError) and exc.os_error.errno == errno.ECONNREFUSED:
         # The guide's troubleshooting looks for "Connection refused" (nothing listens there).
         detail = f"Connection refused ({detail})"
-    if isinstance(exc, aiohttp.ClientConnectionError | aiohttp.InvalidURL):
+    if isinstance(exc, ConnectError | ServerDisconnected | InvalidURL | OSError):
         return fail(BackendUnavailable, f"cannot reach backend: {detail}", config, kind)
     return fail(InvalidBackendResponse, f"bad HTTP response: {detail}", config, kind)
 
@@ -204,23 +198,11 @@ def too_large(what: str, limit: int, config: BackendConfig, kind: str) -> LLMRou
     return invalid(f"{what} larger than {limit} bytes (max_backend_response_bytes)", config, kind)
 
 
-async def read_capped(response: aiohttp.ClientResponse, cap: int) -> tuple[bytes, bool]:
-    """At most `cap` bytes of the body, and whether there was more (the rest is not read)."""
-    body = bytearray()
-    async for data in response.content.iter_any():
-        body += data
-        if len(body) > cap:
-            return bytes(body[:cap]), True
-    return bytes(body), False
-
-
-async def answer_error(
-    response: aiohttp.ClientResponse, config: BackendConfig, kind: str
-) -> LLMRouterError:
+async def answer_error(response: Response, config: BackendConfig, kind: str) -> LLMRouterError:
     """The router error of a non-200 answer: from its status, the message at the start of
     its body (only that is read, whatever the body's size) and its Retry-After."""
-    body, _ = await read_capped(response, _ERROR_BODY_CAP)
-    return status_error(response.status, body, config, kind, response.headers.get("Retry-After"))
+    body, _ = await response.read(_ERROR_BODY_CAP)
+    return status_error(response.status, body, config, kind, response.header(b"retry-after"))
 
 
 def load_object(body: bytes, config: BackendConfig, kind: str) -> dict[str, Any]:
@@ -237,43 +219,51 @@ def load_object(body: bytes, config: BackendConfig, kind: str) -> dict[str, Any]
 
 
 async def post_json(
-    session: aiohttp.ClientSession,
+    client: HttpPool,
     url: str,
-    payload: dict[str, Any],
+    payload: dict[str, Any] | bytes,
     config: BackendConfig,
     kind: str,
     connect_timeout: float,
     max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     headers: tuple[tuple[str, str], ...] = JSON_HEADERS,
 ) -> bytes:
-    """POST `payload`, return the 200 body; every failure becomes a router error.
+    """POST `payload` (an object, or JSON already encoded), return the 200 body; every
+    failure becomes a router error. A whole answer must arrive within the config's
+    `timeout_seconds`, connecting included (which alone may take `connect_timeout`).
 
     A body over `max_bytes` is refused (unread past the limit, the connection is dropped).
     """
-    timeout = complete_timeout(connect_timeout, config.timeout_seconds)
+    data = payload if isinstance(payload, bytes) else orjson.dumps(payload)
     try:
-        async with session.post(
-            url, data=orjson.dumps(payload), headers=headers, timeout=timeout
-        ) as response:
+        response = await client.request(
+            b"POST",
+            url,
+            data,
+            headers,
+            connect_timeout=connect_timeout,
+            total=config.timeout_seconds,
+        )
+        try:
             if response.status != 200:
                 raise await answer_error(response, config, kind)
-            if (length := response.content_length) is not None:
-                if length > max_bytes:
-                    raise too_large("response body", max_bytes, config, kind)
-                body = await response.read()  # exactly Content-Length bytes
-            else:
-                body, more = await read_capped(response, max_bytes)
-                if more:
-                    raise too_large("response body", max_bytes, config, kind)
+            length = response.content_length
+            if length is not None and length > max_bytes:
+                raise too_large("response body", max_bytes, config, kind)
+            body, more = await response.read(max_bytes)
+            if more:
+                raise too_large("response body", max_bytes, config, kind)
+        finally:
+            response.release()
     except TRANSPORT_ERRORS as exc:
         raise transport_error(exc, config, kind) from exc
     return body
 
 
 async def stream_lines(
-    session: aiohttp.ClientSession,
+    client: HttpPool,
     url: str,
-    payload: dict[str, Any],
+    payload: dict[str, Any] | bytes,
     config: BackendConfig,
     kind: str,
     connect_timeout: float,
@@ -281,32 +271,46 @@ async def stream_lines(
     headers: tuple[tuple[str, str], ...] = JSON_HEADERS,
 ) -> AsyncIterator[bytes]:
     """POST `payload` and yield the 200 body line by line (without the newline), as it arrives.
+    A stream may run for ever, but each wait for the server lasts at most `timeout_seconds`.
 
-    Lines are split here rather than with `StreamReader.readline`, whose 64 KiB line limit
-    an Ollama final line (it carries the whole `context` token list) can exceed; a line over
-    `max_bytes` is refused instead. Closing this generator early (the consumer went away)
-    releases the response before its end, which makes aiohttp close the connection: the
-    server sees the disconnect and stops.
+    Lines are split here, so a line may be as long as `max_bytes` (an Ollama final line
+    carries the whole `context` token list); a longer one is refused. Closing this generator
+    early (the consumer went away) closes the connection: the server sees the disconnect and
+    stops.
     """
-    timeout = stream_timeout(connect_timeout, config.timeout_seconds)
+    data = payload if isinstance(payload, bytes) else orjson.dumps(payload)
     try:
-        async with session.post(
-            url, data=orjson.dumps(payload), headers=headers, timeout=timeout
-        ) as response:
+        response = await client.request(
+            b"POST",
+            url,
+            data,
+            headers,
+            connect_timeout=connect_timeout,
+            read_timeout=config.timeout_seconds,
+        )
+        try:
             if response.status != 200:
                 raise await answer_error(response, config, kind)
             buffer = bytearray()  # grows in place: a long line costs linear, not quadratic, time
-            async for data in response.content.iter_any():
-                buffer += data
-                if b"\n" in data:
-                    *lines, buffer = buffer.split(b"\n")
+            while (chunk := await response.read_chunk()) is not None:
+                if b"\n" in chunk:
+                    if buffer:
+                        buffer += chunk
+                        *lines, rest = buffer.split(b"\n")
+                    else:  # the usual case: whole lines in one piece, no copy into the buffer
+                        *lines, rest = chunk.split(b"\n")
                     for line in lines:
                         if len(line) > max_bytes:
                             raise too_large("a stream line", max_bytes, config, kind)
                         yield bytes(line)
+                    buffer = bytearray(rest)
+                else:
+                    buffer += chunk
                 if len(buffer) > max_bytes:
                     raise too_large("a stream line", max_bytes, config, kind)
             if buffer:
                 yield bytes(buffer)
+        finally:
+            response.release()
     except TRANSPORT_ERRORS as exc:
         raise transport_error(exc, config, kind) from exc

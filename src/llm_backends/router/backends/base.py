@@ -6,10 +6,9 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import aiohttp
-
 from llm_backends.router.backends import _fanout, _http
 from llm_backends.router.backends._http import DEFAULT_MAX_RESPONSE_BYTES
+from llm_backends.router.transport import HttpPool
 from llm_backends.router.types import BackendConfig, Chunk, Completion, CompletionRequest
 
 if TYPE_CHECKING:  # not at run time: router.embeddings imports this package
@@ -19,7 +18,7 @@ if TYPE_CHECKING:  # not at run time: router.embeddings imports this package
 class Backend(ABC):
     """Speaks one inference server's HTTP protocol.
 
-    A backend is stateless apart from the shared, pooled `aiohttp.ClientSession` it is given:
+    A backend is stateless apart from the shared connection pool (`HttpPool`) it is given:
     the router owns the session, the breakers and the fallback policy. It turns transport and
     protocol failures into the typed errors of `llm_backends.router.errors`.
     """
@@ -34,11 +33,11 @@ class Backend(ABC):
 
     def __init__(
         self,
-        session: aiohttp.ClientSession,
+        client: HttpPool,
         connect_timeout: float = 3.0,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
-        self.session = session
+        self.client = client
         self.connect_timeout = connect_timeout
         #: The largest body (or stream line) read from the server; more is an invalid answer.
         self.max_response_bytes = max_response_bytes
@@ -46,14 +45,14 @@ class Backend(ABC):
     async def post_json(
         self,
         url: str,
-        payload: dict[str, Any],
+        payload: dict[str, Any] | bytes,
         config: BackendConfig,
         hops: tuple[str, ...] = (),
     ) -> bytes:
-        """POST with this backend's session, timeouts and size limit; the 200 body.
+        """POST with this backend's pool, timeouts and size limit; the 200 body.
         `hops` (the request's) go out as the loop-protection header."""
         return await _http.post_json(
-            self.session,
+            self.client,
             url,
             payload,
             config,
@@ -66,13 +65,13 @@ class Backend(ABC):
     def stream_lines(
         self,
         url: str,
-        payload: dict[str, Any],
+        payload: dict[str, Any] | bytes,
         config: BackendConfig,
         hops: tuple[str, ...] = (),
     ) -> AsyncIterator[bytes]:
         """POST and yield the 200 body line by line, with the same settings as `post_json`."""
         return _http.stream_lines(
-            self.session,
+            self.client,
             url,
             payload,
             config,
