@@ -26,6 +26,7 @@ from bench import procs, targets
 LAYERS: tuple[tuple[str, str], ...] = (
     ("llm_backends/gateway", "llm_backends.gateway"),
     ("llm_backends/router/backends", "llm_backends.router.backends"),
+    ("llm_backends/router/transport", "llm_backends.router.transport"),
     ("llm_backends/router", "llm_backends.router"),
     ("llm_backends", "llm_backends (other)"),
     ("uvicorn", "uvicorn"),
