@@ -142,14 +142,16 @@ class HttpPool:
         *,
         max_connections: int = 100,
         keepalive_seconds: float = 60.0,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
+        """`tls`: the context of https connections (default: the system's CAs)."""
         self.loop = loop
         self.max_connections = max_connections
         self.keepalive_seconds = keepalive_seconds
         self._idle: dict[tuple[str, str, int], list[Connection]] = {}
         self._open: set[Connection] = set()
         self._waiters: deque[asyncio.Future[None]] = deque()
-        self._tls: ssl.SSLContext | None = None
+        self._tls = tls
         self.closed = False
 
     async def request(
