@@ -51,9 +51,12 @@ def children(pid: int) -> set[int]:
     return found
 
 
-def wait_for_children(pid: int, count: int, timeout: float = 60) -> set[int]:
+def wait_for_children(
+    pid: int, count: int, timeout: float = 60, gone: int | None = None
+) -> set[int]:
+    """`count` children, none of them `gone` (a killed one is listed until it is reaped)."""
     deadline = time.monotonic() + timeout
-    while len(found := children(pid)) != count:
+    while len(found := children(pid)) != count or gone in found:
         assert time.monotonic() < deadline, f"{pid} has children {found}, wanted {count}"
         time.sleep(0.05)
     return found
@@ -71,7 +74,7 @@ def test_two_workers_serve_and_a_dead_one_is_replaced(
 
         victim = min(workers)
         os.kill(victim, signal.SIGKILL)
-        replaced = wait_for_children(process.pid, 2)
+        replaced = wait_for_children(process.pid, 2, gone=victim)
         assert victim not in replaced and len(replaced & workers) == 1
         for _ in range(20):  # whichever worker takes the connection answers
             response = httpx.post(f"{process.url}/api/chat", json=chat, timeout=30)
