@@ -1,10 +1,13 @@
 """Scenario 3: what `router.generate()` costs per call beyond a raw HTTP call to the same mock.
 
 Runs in its own process (pinned by the parent to the gateway's core; the mock sits on the
-other one). Both sides use one pooled aiohttp session and send the same request to the same
-URL, so the difference is the router's own work: cache lookup, breaker, request building,
-response parsing, Result assembly, stats bookkeeping. Blocks of calls alternate
-(raw, router, raw, router, ...) and the medians of the blocks are compared.
+other one). Three arms send the same request to the same URL: a raw call on a pooled aiohttp
+session (what an application would write itself), a raw call on the router's own connection
+pool (`llm_backends.router.transport.HttpPool`), and `router.generate()`. Router minus raw
+aiohttp is what a user saves or pays by using the library; router minus the raw pool call is
+the router's own work: cache lookup, breaker, request building, response parsing, Result
+assembly, stats bookkeeping, the log line. Blocks of calls alternate (raw, lean, router,
+raw, ...) and the medians of the paired blocks are compared.
 
     python -m bench.library_bench --mock-url http://127.0.0.1:9000 [--admin-url URL]
         [--backend openai|ollama] [--calls 2000] [--blocks 7] [--loop asyncio|uvloop]
@@ -31,6 +34,7 @@ import aiohttp
 import orjson
 
 from llm_backends import LLMRouter, get_llm_router
+from llm_backends.router.transport import HttpPool
 from llm_backends.router.types import BackendConfig
 
 PROMPT = "hi"
@@ -78,6 +82,22 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             obj = orjson.loads(body)
             return str(obj["response"] if args.backend == "ollama" else obj["choices"][0]["text"])
 
+    pool = HttpPool(asyncio.get_running_loop())
+    lean_headers = tuple(headers.items())
+
+    async def lean_call() -> str:
+        response = await pool.request(
+            b"POST", url, orjson.dumps(payload), lean_headers, connect_timeout=3, total=60
+        )
+        try:
+            body, _ = await response.read(1 << 24)
+        finally:
+            response.release()
+        if response.status != 200:
+            raise RuntimeError(f"lean call: HTTP {response.status}")
+        obj = orjson.loads(body)
+        return str(obj["response"] if args.backend == "ollama" else obj["choices"][0]["text"])
+
     if args.admin_url:
         os.environ.update(
             ADMIN_API_URL=args.admin_url,
@@ -107,10 +127,12 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             raise RuntimeError(f"router answered from {first['backend']}, not {args.backend}")
         for _ in range(200):
             await raw_call()
+            await lean_call()
             await router_call()
-        samples: dict[str, dict[str, list[float]]] = {"raw": {}, "router": {}}
+        samples: dict[str, dict[str, list[float]]] = {"raw": {}, "lean": {}, "router": {}}
         for _ in range(args.blocks):
-            for name, call in (("raw", raw_call), ("router", router_call)):
+            arms = (("raw", raw_call), ("lean", lean_call), ("router", router_call))
+            for name, call in arms:
                 wall0, cpu0 = time.perf_counter(), time.process_time()
                 for _ in range(args.calls):
                     await call()
@@ -121,6 +143,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         await router.close()
         await session.close()
+        await pool.close()
 
     med = {n: {m: statistics.median(v) for m, v in s.items()} for n, s in samples.items()}
     # Paired per block: each router block against the raw block just before it.
@@ -129,6 +152,12 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     ]
     paired_cpu = [
         r - w for r, w in zip(samples["router"]["cpu_us"], samples["raw"]["cpu_us"], strict=True)
+    ]
+    lean_cpu = [
+        r - w for r, w in zip(samples["router"]["cpu_us"], samples["lean"]["cpu_us"], strict=True)
+    ]
+    lean_wall = [
+        r - w for r, w in zip(samples["router"]["wall_us"], samples["lean"]["wall_us"], strict=True)
     ]
     return {
         "backend": args.backend,
@@ -143,6 +172,10 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         "router_cpu_us": round(med["router"]["cpu_us"], 1),
         "overhead_wall_us": round(statistics.median(paired_wall), 1),
         "overhead_cpu_us": round(statistics.median(paired_cpu), 1),
+        "lean_wall_us": round(med["lean"]["wall_us"], 1),
+        "lean_cpu_us": round(med["lean"]["cpu_us"], 1),
+        "overhead_vs_lean_wall_us": round(statistics.median(lean_wall), 1),
+        "overhead_vs_lean_cpu_us": round(statistics.median(lean_cpu), 1),
     }
 
 
