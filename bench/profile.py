@@ -19,6 +19,7 @@ import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from bench import procs, targets
 
@@ -50,7 +51,7 @@ def layer_of(frame: str) -> str:
     return "other"
 
 
-def summarize(collapsed: Path, top: int) -> dict[str, object]:
+def summarize(collapsed: Path, top: int) -> dict[str, Any]:
     """Self time by layer and by function (the leaf frame of each sample)."""
     total = 0
     by_layer: Counter[str] = Counter()
@@ -80,6 +81,51 @@ def summarize(collapsed: Path, top: int) -> dict[str, object]:
     }
 
 
+def record(
+    pid: int,
+    url: str,
+    body: dict[str, Any],
+    *,
+    stream: bool,
+    concurrency: int = 32,
+    duration: float = 6.0,
+    rate: int = 997,
+    top: int = 25,
+    collapsed: Path | None = None,
+) -> dict[str, Any]:
+    """Load the gateway `pid` at `url` from the client core while py-spy samples it; the
+    summary (`summarize`) plus the load's own figures. Raises when py-spy is missing."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(spy).exists():
+        raise FileNotFoundError("py-spy not found: pip install py-spy")
+    load_argv = [procs.PYTHON, "-m", "bench.load", "--url", url, "-c", str(concurrency)]
+    load_argv += ["-d", str(duration), "--warmup", "1", "--body", json.dumps(body)]
+    load_argv += ["--engine", "python" if stream else "auto"] + (["--stream"] if stream else [])
+    load = subprocess.Popen(
+        procs.pin_prefix(procs.CLIENT_CPU) + load_argv, stdout=subprocess.PIPE, text=True
+    )
+    out_file = collapsed or Path(tempfile.mkdtemp(prefix="llmb-profile-")) / "collapsed.txt"
+    spy_argv = [spy, "record", "--pid", str(pid), "--format", "raw", "--nonblocking"]
+    spy_argv += ["--rate", str(rate), "--duration", str(int(duration)), "-o", str(out_file)]
+    subprocess.run(spy_argv, check=True, capture_output=True)
+    out, _ = load.communicate(timeout=duration + 60)
+    result = json.loads(out.strip().splitlines()[-1])
+    summary = summarize(out_file, top)
+    summary["load"] = {k: result.get(k) for k in ("rps", "p50_ms", "p99_ms", "errors")}
+    return summary
+
+
+def request_of(port: int, api: str, stream: bool) -> tuple[str, dict[str, Any]]:
+    """The URL and body of the profiled load (the bench's own chat bodies)."""
+    if api == "openai":
+        return f"http://127.0.0.1:{port}{targets.CHAT_PATH}", targets.chat_body(
+            "bench-openai", stream=stream
+        )
+    body = targets.ollama_chat_body("bench-ollama")
+    body["stream"] = stream
+    return f"http://127.0.0.1:{port}{targets.OLLAMA_CHAT_PATH}", body
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__.split("\n")[0])
     p.add_argument("--api", choices=("openai", "ollama"), default="openai")
@@ -91,10 +137,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", help="keep the collapsed stacks here")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     args = p.parse_args(argv)
-    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    if not Path(spy).exists():
-        print("py-spy not found: pip install py-spy", file=sys.stderr)
-        return 2
     work = Path(tempfile.mkdtemp(prefix="llmb-profile-"))
     mock = procs.start_mock("mock-main", log_dir=work)
     gw = targets.llm_backends_gateway(work, mock.url, stub=False, log_level=None)
@@ -107,59 +149,18 @@ def main(argv: list[str] | None = None) -> int:
                 targets.cfg("bench-ollama", "ollama", mock.url),
             ],
         )
-        if args.api == "openai":
-            url = f"http://127.0.0.1:{gw.port}{targets.CHAT_PATH}"
-            body = targets.chat_body("bench-openai", stream=args.stream)
-        else:
-            url = f"http://127.0.0.1:{gw.port}{targets.OLLAMA_CHAT_PATH}"
-            body = targets.ollama_chat_body("bench-ollama")
-            body["stream"] = args.stream
-        load_argv = [
-            procs.PYTHON,
-            "-m",
-            "bench.load",
-            "--url",
+        url, body = request_of(gw.port, args.api, args.stream)
+        summary = record(
+            gw.pid,
             url,
-            "-c",
-            str(args.concurrency),
-            "-d",
-            str(args.duration),
-            "--warmup",
-            "1",
-            "--body",
-            json.dumps(body),
-            "--engine",
-            "python" if args.stream else "auto",
-        ]
-        if args.stream:
-            load_argv.append("--stream")
-        load = subprocess.Popen(
-            procs.pin_prefix(procs.CLIENT_CPU) + load_argv, stdout=subprocess.PIPE, text=True
+            body,
+            stream=args.stream,
+            concurrency=args.concurrency,
+            duration=args.duration,
+            rate=args.rate,
+            top=args.top,
+            collapsed=Path(args.out) if args.out else None,
         )
-        collapsed = Path(args.out) if args.out else work / "collapsed.txt"
-        subprocess.run(
-            [
-                spy,
-                "record",
-                "--pid",
-                str(gw.pid),
-                "--format",
-                "raw",
-                "--nonblocking",
-                "--rate",
-                str(args.rate),
-                "--duration",
-                str(int(args.duration)),
-                "-o",
-                str(collapsed),
-            ],
-            check=True,
-            capture_output=True,
-        )
-        out, _ = load.communicate(timeout=args.duration + 60)
-        result = json.loads(out.strip().splitlines()[-1])
-        summary = summarize(collapsed, args.top)
-        summary["load"] = {k: result.get(k) for k in ("rps", "p50_ms", "p99_ms", "errors")}
     finally:
         gw.stop()
         mock.stop()
@@ -168,12 +169,22 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(f"load: {summary['load']}  samples: {summary['samples']}")
     print("self time by layer (%):")
-    for name, share in summary["layers"].items():  # type: ignore[union-attr]
+    for name, share in summary["layers"].items():
         print(f"  {share:5.1f}  {name}")
     print("functions with the most self time (%):")
-    for name, share in summary["functions"]:  # type: ignore[union-attr]
+    for name, share in summary["functions"]:
         print(f"  {share:5.1f}  {name}")
     return 0
+
+
+def scenario_profile(port: int, pid: int, duration: float) -> dict[str, Any]:
+    """`make bench`'s profile scenario: chat and streams at 32 clients, on the running
+    gateway (configs bench-openai / bench-ollama exist there)."""
+    out: dict[str, Any] = {}
+    for name, api, stream in (("chat", "openai", False), ("stream", "openai", True)):
+        url, body = request_of(port, api, stream)
+        out[name] = record(pid, url, body, stream=stream, duration=duration, top=12)
+    return out
 
 
 if __name__ == "__main__":

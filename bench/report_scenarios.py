@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from bench.report_profile import md_profile
+
 #: The single-server text path before the fleet, fidelity and cluster work: llm-backends'
 #: chat figures in the full run stored by commit 9c37999 (`git show
 #: 9c37999:bench/results/latest.json`, 3 rounds of 5 s, 2026-11-26).
@@ -212,7 +214,8 @@ def markdown_sections(doc: dict[str, Any]) -> list[str]:
     """One short section per scenario that ran: its numbers, and what they mean."""
     r = doc["results"]
     lines: list[str] = []
-    for section in (_md_tools, _md_embeddings, _md_workers, _md_fleet, _md_propagation):
+    sections = (_md_tools, _md_embeddings, _md_workers, _md_fleet, _md_propagation, md_profile)
+    for section in sections:
         lines += section(r)
     errors = r.get("errors")
     timings = r.get("timings_s")

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bench import embeddings_bench, fleet_bench, procs, report, targets, toolcall, workers
+from bench.profile import scenario_profile
 from bench.propagation import scenario_propagation
 from bench.targets import Gateway, Http, Mocks, Target
 
@@ -54,6 +55,7 @@ SCENARIOS = (
     "workers",
     "fleet",
     "propagation",
+    "profile",
 )
 
 #: Which API a load run speaks: OpenAI's `POST /v1/chat/completions` or Ollama's `/api/chat`.
@@ -633,6 +635,7 @@ def main(argv: list[str] | None = None) -> int:
                 lambda: scenario_admin(llmb_gw, mocks, setup.llmb_ids, plan.admin_switches),
             )
             guarded("embeddings", lambda: embeddings_bench.scenario_embeddings(llmb_gw, mocks))
+            guarded("profile", lambda: scenario_profile(llmb_gw.port, llmb_gw.pid, plan.duration))
         # Without the server, the router runs against a static in-process config source.
         guarded("library", lambda: scenario_library(plan, setup.llmb, mocks))
         guarded(
