@@ -12,7 +12,7 @@ the response headers minus the wait for the first chunk.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -165,7 +165,7 @@ async def _complete(
 ) -> Response:
     protocol = endpoint.protocol
     waited = 0.0
-    async with CancelOnDisconnect(request.receive):
+    async with CancelOnDisconnect(request.receive, gateway.disconnects):
         calling = time.perf_counter()
         try:
             result = await route(gateway.router, call, seen)
@@ -227,7 +227,7 @@ async def _stream(
     calling = time.perf_counter()
     opened = False
     try:
-        async with CancelOnDisconnect(request.receive):
+        async with CancelOnDisconnect(request.receive, gateway.disconnects):
             first = await first_chunk(routed)
         opened = True
     except LLMRouterError as error:
@@ -267,7 +267,9 @@ async def _stream(
     body = stream_body(routed, first, encoder, on_end)
     overhead = overhead_header(time.perf_counter() - started - waited)
     headers.append((b"x-llm-overhead-ms", overhead.encode()))
-    return RoutedStreamingResponse(body, media_type=encoder.media_type, headers=headers)
+    return RoutedStreamingResponse(
+        body, media_type=encoder.media_type, headers=headers, watch=gateway.disconnects
+    )
 
 
 def _failed(
@@ -286,9 +288,10 @@ def _failed(
     return error_response(protocol, error, elapsed - waited)
 
 
-async def route(router: LLMRouter, call: RouterCall, seen: tuple[str, ...] = ()) -> Result:
-    """`seen`: the gateways the request already passed through (sent on, see hops)."""
-    return await router.complete(call.model, _with_hops(call.request, seen))
+def route(router: LLMRouter, call: RouterCall, seen: tuple[str, ...] = ()) -> Awaitable[Result]:
+    """`seen`: the gateways the request already passed through (sent on, see hops). The
+    router's own coroutine, not a wrapper: every await level is paid again on each resume."""
+    return router.complete(call.model, _with_hops(call.request, seen))
 
 
 def open_stream(router: LLMRouter, call: RouterCall, seen: tuple[str, ...] = ()) -> RoutedStream:

@@ -19,7 +19,11 @@ import structlog
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from llm_backends.gateway.disconnect import CancelOnDisconnect, ClientDisconnected
+from llm_backends.gateway.disconnect import (
+    CancelOnDisconnect,
+    ClientDisconnected,
+    DisconnectWatch,
+)
 from llm_backends.gateway.errors import GatewayError, error_body, from_router_error
 from llm_backends.gateway.errors import Protocol as WireProtocol
 from llm_backends.gateway.translate import (
@@ -316,7 +320,9 @@ class RoutedStreamingResponse(Response):
         *,
         media_type: str,
         headers: list[tuple[bytes, bytes]],
+        watch: DisconnectWatch,
     ) -> None:
+        self._watch = watch
         self.status_code = 200
         self.media_type = media_type
         self.background = None
@@ -341,7 +347,7 @@ class RoutedStreamingResponse(Response):
             )
             first = await anext(body)
             await send({"type": "http.response.body", "body": first, "more_body": True})
-            async with CancelOnDisconnect(receive):
+            async with CancelOnDisconnect(receive, self._watch):
                 async for chunk in body:
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
