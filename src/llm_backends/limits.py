@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -20,29 +22,33 @@ class BodySizeLimit:
         self.app = app
         self.max_bytes = max_bytes
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        """Not `async`: the app's own coroutine is returned, so this layer is not another
+        await level that every resume of a request passes through."""
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+            return self.app(scope, receive, send)
         for name, value in scope["headers"]:
             if name == b"content-length":
                 if not value.isdigit() or int(value) > self.max_bytes:
-                    await _reply_413(send, scope["path"], self.max_bytes)
-                    return
-                await self.app(scope, receive, send)
-                return
-        seen = 0
+                    return _reply_413(send, scope["path"], self.max_bytes)
+                return self.app(scope, receive, send)
+        return self.app(scope, _limited(receive, self.max_bytes), send)
 
-        async def limited_receive() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise HTTPException(413, TOO_LARGE)
-            return message
 
-        await self.app(scope, limited_receive, send)
+def _limited(receive: Receive, max_bytes: int) -> Receive:
+    """`receive` that raises 413 once the body read so far is over `max_bytes`."""
+    seen = 0
+
+    async def limited_receive() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > max_bytes:
+                raise HTTPException(413, TOO_LARGE)
+        return message
+
+    return limited_receive
 
 
 async def _reply_413(send: Send, path: str, max_bytes: int) -> None:

@@ -6,6 +6,7 @@ one LLMRouter they share, over the store in this process.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from llm_backends.gateway import (
@@ -18,6 +19,7 @@ from llm_backends.gateway import (
     openai_api,
 )
 from llm_backends.gateway.fastpath import DirectDispatch, FastPathAPI, direct_routes
+from llm_backends.gateway.flow import handle
 from llm_backends.gateway.http_errors import install_protocol_errors
 from llm_backends.gateway.service import Gateway, start_gateway
 
@@ -48,7 +50,13 @@ def install_gateway(app: FastPathAPI) -> None:
         *embeddings_api.openai_router.routes,
         *embeddings_api.ollama_router.routes,
     ]
-    app.direct = DirectDispatch(direct_routes(declared, generation))
+    shortcuts = {
+        openai_api.chat_completions: partial(handle, endpoint=openai_api.CHAT),
+        openai_api.completions: partial(handle, endpoint=openai_api.COMPLETION),
+        ollama_api.generate: partial(handle, endpoint=ollama_api.GENERATE),
+        ollama_api.chat: partial(handle, endpoint=ollama_api.CHAT),
+    }
+    app.direct = DirectDispatch(direct_routes(declared, generation, shortcuts))
 
 
 def components() -> dict[str, Any]:

@@ -96,7 +96,7 @@ async def handle_embed(request: Request, endpoint: EmbedEndpoint) -> Response:
         call.request = replace(call.request, hops=seen)
     calling = time.perf_counter()
     try:
-        async with CancelOnDisconnect(request.receive):
+        async with CancelOnDisconnect(request.receive, gateway.disconnects):
             result = await gateway.router.embed_request(call.model, call.request)
     except ClientDisconnected:
         metrics.request(protocol, call.model, "", str(CLIENT_CLOSED), None)

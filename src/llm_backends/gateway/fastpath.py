@@ -24,16 +24,25 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 
 def direct_routes(
-    routes: Iterable[BaseRoute], endpoints: Iterable[Handler]
+    routes: Iterable[BaseRoute],
+    endpoints: Iterable[Handler],
+    shortcuts: Mapping[Handler, Handler] | None = None,
 ) -> dict[tuple[str, str], Handler]:
-    """(method, path) -> handler, for the declared routes whose endpoint is in `endpoints`."""
+    """(method, path) -> handler, for the declared routes whose endpoint is in `endpoints`.
+
+    `shortcuts`: endpoint -> what to call instead on the direct path, e.g. the endpoint's
+    body without its `async def` wrapper (one await level less on every resume).
+    """
     wanted = set(endpoints)
+    shortcuts = shortcuts or {}
     table: dict[tuple[str, str], Handler] = {}
+    found: set[Handler] = set()
     for route in routes:
         if isinstance(route, APIRoute) and route.endpoint in wanted:
+            found.add(route.endpoint)
             for method in route.methods:
-                table[(method, route.path)] = route.endpoint
-    missing = wanted - set(table.values())
+                table[(method, route.path)] = shortcuts.get(route.endpoint, route.endpoint)
+    missing = wanted - found
     if missing:
         raise ValueError(f"no declared route for {sorted(h.__name__ for h in missing)}")
     return table

@@ -12,7 +12,7 @@ the response headers minus the wait for the first chunk.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -32,9 +32,9 @@ from llm_backends.gateway.errors import (
     from_router_error,
 )
 from llm_backends.gateway.loop_guard import loop_refusal
+from llm_backends.gateway.responses import Headers, RawResponse, header, headers_of
 from llm_backends.gateway.service import Gateway
 from llm_backends.gateway.streaming import (
-    STREAM_HEADERS,
     RoutedStreamingResponse,
     StreamEncoder,
     first_chunk,
@@ -53,6 +53,8 @@ JSON = "application/json"
 CLIENT_CLOSED = 499
 #: Says the request asked for more tokens than the config's max_tokens, and was sent with it.
 CAPPED_HEADER = "x-llm-max-tokens-capped"
+CAPPED_HEADER_BYTES = CAPPED_HEADER.encode()
+DEFAULT_ROUTE = (DEFAULT_ROUTE_HEADER.encode(), b"true")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +73,7 @@ class Endpoint:
 
 
 def gateway_of(request: Request) -> Gateway:
-    gateway: Gateway = request.app.state.gateway
+    gateway: Gateway = request.scope["app"].state.gateway
     return gateway
 
 
@@ -80,18 +82,15 @@ def overhead_header(seconds: float) -> str:
 
 
 def json_response(data: Any, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(data), media_type=JSON, headers=headers)
+    return RawResponse(orjson.dumps(data), headers=list(headers_of(headers)))
 
 
 def error_response(protocol: Protocol, error: GatewayError, overhead: float) -> Response:
-    headers = {"x-llm-overhead-ms": overhead_header(overhead)}
+    headers = [(b"x-llm-overhead-ms", overhead_header(overhead).encode())]
     if error.backend:
-        headers["x-llm-backend"] = error.backend
-    if error.headers:
-        headers.update(error.headers)
-    return Response(
-        error_body(protocol, error), status_code=error.status, media_type=JSON, headers=headers
-    )
+        headers.append(header("x-llm-backend", error.backend))
+    headers.extend(headers_of(error.headers))
+    return RawResponse(error_body(protocol, error), error.status, headers)
 
 
 async def read_body(request: Request) -> bytes:
@@ -166,7 +165,7 @@ async def _complete(
 ) -> Response:
     protocol = endpoint.protocol
     waited = 0.0
-    async with CancelOnDisconnect(request.receive):
+    async with CancelOnDisconnect(request.receive, gateway.disconnects):
         calling = time.perf_counter()
         try:
             result = await route(gateway.router, call, seen)
@@ -176,16 +175,14 @@ async def _complete(
             return _failed(gateway, protocol, call, from_router_error(error), started, waited)
         waited = time.perf_counter() - calling
     body = orjson.dumps(endpoint.render(call, result, time.perf_counter() - started))
-    headers = {"x-llm-backend": result.backend, "x-llm-endpoint": result.endpoint}
-    if result.max_tokens_capped is not None:
-        headers[CAPPED_HEADER] = str(result.max_tokens_capped)
-    if not gateway.router.has_config(call.model):
-        headers[DEFAULT_ROUTE_HEADER] = "true"
+    headers = routed_headers(
+        gateway, call, result.backend, result.endpoint, result.max_tokens_capped
+    )
     if result.fallback_from:
-        headers["x-llm-fallback-from"] = result.fallback_from
+        headers.append(header("x-llm-fallback-from", result.fallback_from))
         gateway.metrics.fallback(call.model, result.fallback_from, result.backend)
     elapsed = time.perf_counter() - started
-    headers["x-llm-overhead-ms"] = overhead_header(elapsed - waited)
+    headers.append((b"x-llm-overhead-ms", overhead_header(elapsed - waited).encode()))
     gateway.metrics.request(
         protocol,
         call.model,
@@ -195,7 +192,22 @@ async def _complete(
         result.prompt_tokens,
         result.completion_tokens,
     )
-    return Response(body, media_type=JSON, headers=headers)
+    return RawResponse(body, headers=headers)
+
+
+def routed_headers(
+    gateway: Gateway, call: RouterCall, backend: str, endpoint: str, capped: int | None
+) -> Headers:
+    """The headers of an answer a backend gave, in bytes: who answered, and how."""
+    headers = [
+        (b"x-llm-backend", backend.encode("latin-1")),
+        (b"x-llm-endpoint", endpoint.encode("latin-1")),
+    ]
+    if capped is not None:
+        headers.append((CAPPED_HEADER_BYTES, b"%d" % capped))
+    if not gateway.router.has_config(call.model):
+        headers.append(DEFAULT_ROUTE)
+    return headers
 
 
 async def _stream(
@@ -210,10 +222,12 @@ async def _stream(
     gets a real status, and the headers can name the backend."""
     protocol = endpoint.protocol
     routed = open_stream(gateway.router, call, seen)
+    # Made before the wait, not between the first chunk and the first byte.
+    encoder = endpoint.encoder(call, started)
     calling = time.perf_counter()
     opened = False
     try:
-        async with CancelOnDisconnect(request.receive):
+        async with CancelOnDisconnect(request.receive, gateway.disconnects):
             first = await first_chunk(routed)
         opened = True
     except LLMRouterError as error:
@@ -223,21 +237,20 @@ async def _stream(
     finally:
         if not opened:
             await routed.aclose()
-    waited = time.perf_counter() - calling
+    first_at = time.perf_counter()
+    waited = first_at - calling
     backend = routed.backend or ""
-    gateway.metrics.first_token(call.model, backend, time.perf_counter() - started)
-    headers = {"x-llm-backend": backend, "x-llm-endpoint": routed.endpoint or "", **STREAM_HEADERS}
-    if routed.max_tokens_capped is not None:
-        headers[CAPPED_HEADER] = str(routed.max_tokens_capped)
-    if not gateway.router.has_config(call.model):
-        headers[DEFAULT_ROUTE_HEADER] = "true"
+    headers = routed_headers(
+        gateway, call, backend, routed.endpoint or "", routed.max_tokens_capped
+    )
     if routed.fallback_from:
-        headers["x-llm-fallback-from"] = routed.fallback_from
+        headers.append(header("x-llm-fallback-from", routed.fallback_from))
         gateway.metrics.fallback(call.model, routed.fallback_from, backend)
-    encoder = endpoint.encoder(call, started)
     metrics = gateway.metrics
 
     def on_end(status: str, failure: GatewayError | None) -> None:
+        # The first chunk's time is recorded here, after the first byte has gone out.
+        metrics.first_token(call.model, backend, first_at - started)
         if failure is not None:
             metrics.upstream_error(call.model, backend, failure.code or "error")
         final = routed.final
@@ -252,8 +265,11 @@ async def _stream(
         )
 
     body = stream_body(routed, first, encoder, on_end)
-    headers["x-llm-overhead-ms"] = overhead_header(time.perf_counter() - started - waited)
-    return RoutedStreamingResponse(body, media_type=encoder.media_type, headers=headers)
+    overhead = overhead_header(time.perf_counter() - started - waited)
+    headers.append((b"x-llm-overhead-ms", overhead.encode()))
+    return RoutedStreamingResponse(
+        body, media_type=encoder.media_type, headers=headers, watch=gateway.disconnects
+    )
 
 
 def _failed(
@@ -272,9 +288,10 @@ def _failed(
     return error_response(protocol, error, elapsed - waited)
 
 
-async def route(router: LLMRouter, call: RouterCall, seen: tuple[str, ...] = ()) -> Result:
-    """`seen`: the gateways the request already passed through (sent on, see hops)."""
-    return await router.complete(call.model, _with_hops(call.request, seen))
+def route(router: LLMRouter, call: RouterCall, seen: tuple[str, ...] = ()) -> Awaitable[Result]:
+    """`seen`: the gateways the request already passed through (sent on, see hops). The
+    router's own coroutine, not a wrapper: every await level is paid again on each resume."""
+    return router.complete(call.model, _with_hops(call.request, seen))
 
 
 def open_stream(router: LLMRouter, call: RouterCall, seen: tuple[str, ...] = ()) -> RoutedStream:

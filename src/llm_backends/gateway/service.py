@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from llm_backends.admin.auth import Authenticator
 from llm_backends.gateway.auth import GatewayAuth
+from llm_backends.gateway.disconnect import DisconnectWatch
 from llm_backends.gateway.discovery import Discovery
 from llm_backends.gateway.fleet_metrics import FleetCollector
 from llm_backends.gateway.metrics import GatewayMetrics
@@ -29,6 +30,8 @@ class Gateway:
     discovery: Discovery
     #: The admin page's last hour per configured model (each process its own).
     timeseries: Timeseries
+    #: Disconnect watches of the requests waiting on the router (see disconnect).
+    disconnects: DisconnectWatch = field(default_factory=DisconnectWatch)
 
     async def close(self) -> None:
         """Report pending stats to the store and close the backend connections."""
