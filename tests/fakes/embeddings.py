@@ -102,6 +102,13 @@ async def ollama_embed(state: FakeState[Any], request: Request) -> Response:
         return JSONResponse({"model": model, "embeddings": []})
     dim = behaviour.embedding_dim  # type: ignore[attr-defined]
     dimensions = body.get("dimensions")
+    if dimensions is not None and (not isinstance(dimensions, int) or isinstance(dimensions, bool)):
+        # Go's encoding/json into EmbedRequest.Dimensions (an int) refuses 1.0 and "1".
+        return _ollama_error(
+            400,
+            f"json: cannot unmarshal {type(dimensions).__name__} into Go struct field "
+            "EmbedRequest.dimensions of type int",
+        )
     return JSONResponse(
         {
             "model": model,
@@ -203,6 +210,10 @@ async def vllm_embeddings(state: FakeState[Any], request: Request) -> Response:
     if encoding not in ("float", "base64"):
         return _vllm_error(400, f"encoding_format: unknown {encoding!r}")
     dimensions = body.get("dimensions")
+    if isinstance(dimensions, float) and dimensions.is_integer():
+        dimensions = int(dimensions)  # pydantic's lax int, as vLLM's request model has it
+    if dimensions is not None and (not isinstance(dimensions, int) or isinstance(dimensions, bool)):
+        return _vllm_error(400, "dimensions: Input should be a valid integer")
     data = []
     for index, item in enumerate(items):
         values = normalize(vector(item, behaviour.embedding_dim))  # type: ignore[attr-defined]
