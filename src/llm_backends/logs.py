@@ -47,6 +47,8 @@ class SecretRedactor:
 
     def __init__(self) -> None:
         self._secret_key: dict[str, bool] = {}
+        #: The keys found not secret so far (what `JsonLines.render` checks in one C call).
+        self.safe_keys: set[str] = set()
 
     def __call__(self, _logger: Any, _name: str, event: Event) -> Event:
         for key, value in event.items():
@@ -55,6 +57,8 @@ class SecretRedactor:
                 secret = key not in _SAFE_KEYS and _SECRET_KEYS.search(key) is not None
                 if len(self._secret_key) < 1024:
                     self._secret_key[key] = secret
+                    if not secret:
+                        self.safe_keys.add(key)
             if secret:
                 event[key] = "[redacted]"
             elif isinstance(value, str) and ("llmb_" in value or "earer" in value):
@@ -75,7 +79,8 @@ class IsoTime:
         if second != self._second:
             self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
             self._second = second
-        return f"{self._prefix}.{int((now - second) * 1e6):06d}Z"
+        # %-formatting truncates the float like int() does, at half the cost of an f-string.
+        return "%s.%06dZ" % (self._prefix, (now - second) * 1e6)  # noqa: UP031
 
 
 def capture(logger: Any, method_name: str, event: Event) -> tuple[tuple[Event], dict[str, Any]]:
@@ -133,9 +138,19 @@ class JsonLines:
     warning = warn = error = err = exception = critical = fatal = _now
 
     def render(self, event: Event) -> bytes:
-        event = self._redact(None, "", event)
+        """The JSON line of an event, secrets redacted.
+
+        Most lines have only known-safe keys and no secret-looking text: they are rendered
+        once and the line itself is searched (C speed; orjson leaves ASCII letters as they
+        are, so a value holding "llmb_" or "earer" shows it in the line). Only a line that
+        may hold a secret goes through the per-field SecretRedactor, then is rendered again.
+        """
         event["timestamp"] = self._iso(event["timestamp"])
-        return orjson.dumps(event, default=repr)
+        if self._redact.safe_keys.issuperset(event):
+            line = orjson.dumps(event, default=repr)
+            if b"llmb_" not in line and b"earer" not in line:
+                return line
+        return orjson.dumps(self._redact(None, "", event), default=repr)
 
     def drain(self) -> None:
         """Render and write every queued event, in order."""
