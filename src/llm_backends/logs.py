@@ -33,7 +33,14 @@ _SECRET_KEYS = re.compile(r"token|authorization|api[-_]?key|password|secret", re
 _SECRET_VALUE = re.compile(r"(?i:bearer)\s+\S+|llmb_[A-Za-z0-9_-]{8,}")
 #: Keys that merely contain a secret-looking word.
 _SAFE_KEYS = frozenset(
-    {"event", "max_tokens", "prompt_tokens", "completion_tokens", "tokens_per_sec"}
+    {
+        "event",
+        "max_tokens",
+        "max_tokens_capped",
+        "prompt_tokens",
+        "completion_tokens",
+        "tokens_per_sec",
+    }
 )
 #: structlog method name -> the `level` written (as structlog's add_log_level names them).
 _LEVELS = {"warn": "warning", "exception": "error", "err": "error", "msg": "info"}
@@ -194,6 +201,33 @@ class JsonLines:
             self.flush()
 
 
+def _json_bound_logger(level_number: int) -> type[Any]:
+    """structlog's filtering bound logger, with an `info` that skips structlog's generic
+    plumbing (two re-packings of the keywords, a context copy, the return-type dispatch)
+    when the JSON chain is the one configured: ~2 µs of each request's `routing_llm_request`.
+    Anything else (bound context, positional args, other processors) takes structlog's path.
+    """
+    base: type[Any] = structlog.make_filtering_bound_logger(level_number)
+    if level_number > logging.INFO:
+        return base
+    merge = structlog.contextvars.merge_contextvars
+
+    class JsonBoundLogger(base):  # type: ignore[misc, valid-type]
+        def info(self, event: str, *args: Any, **kw: Any) -> Any:
+            procs = self._processors
+            if args or self._context or procs != [merge, capture]:
+                return base.info(self, event, *args, **kw)
+            kw["event"] = event
+            kw = merge(None, "info", kw)
+            kw["level"] = "info"
+            kw["timestamp"] = time.time()
+            if "exc_info" in kw:
+                kw = structlog.processors.format_exc_info(None, "info", kw)
+            return self._logger.info(kw)
+
+    return JsonBoundLogger
+
+
 def _is_terminal(stream: Any) -> bool:
     try:
         return bool(stream.isatty())
@@ -256,7 +290,11 @@ def configure_logging(
         factory = structlog.PrintLoggerFactory(sys.stdout)
     structlog.configure(
         processors=processors,
-        wrapper_class=structlog.make_filtering_bound_logger(level_number),
+        wrapper_class=(
+            _json_bound_logger(level_number)
+            if json
+            else structlog.make_filtering_bound_logger(level_number)
+        ),
         logger_factory=factory,
         cache_logger_on_first_use=True,
     )
