@@ -129,7 +129,8 @@ class JsonLines:
 
     def _later(self, event: Event) -> None:
         self._queue.append(event)
-        loop = _running_loop() if self._interval > 0 else None
+        # asyncio's own "running loop or None" (no exception to catch when there is none).
+        loop = asyncio.events._get_running_loop() if self._interval > 0 else None
         if loop is None:  # no loop to wait for, or every line as it happens was asked for
             self.drain()
         elif self._scheduled_on is not loop:
@@ -163,6 +164,13 @@ class JsonLines:
         """Render and write every queued event, in order."""
         self._scheduled_on = None
         queue = self._queue
+        if len(queue) == 1:  # the usual case in a loop: one request's line per step
+            try:
+                event = queue.popleft()
+            except IndexError:  # another thread drained it meanwhile
+                return
+            self._write(self.render(event) + b"\n")
+            return
         lines: list[bytes] = []
         while queue:
             try:
@@ -173,8 +181,11 @@ class JsonLines:
         if not lines:
             return
         lines.append(b"")
+        self._write(b"\n".join(lines))
+
+    def _write(self, data: bytes) -> None:
         try:
-            self._stream.write(b"\n".join(lines))
+            self._stream.write(data)
             if self._interval <= 0:
                 self._stream.flush()
         except (OSError, ValueError):  # stdout closed or gone: nothing left to tell anyone
@@ -233,13 +244,6 @@ def _is_terminal(stream: Any) -> bool:
         return bool(stream.isatty())
     except (AttributeError, ValueError):  # closed or not a file
         return False
-
-
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
 
 
 def _own_stdout() -> BinaryIO:

@@ -62,8 +62,13 @@ class OpenAIBackend(Backend):
         data = _http.load_object(body, config, self.kind)
         chat = request.is_chat
         try:
-            choices = [_choice(raw, position, chat) for position, raw in enumerate(data["choices"])]
-            first = choices[0]
+            raw_choices = data["choices"]
+            if len(raw_choices) == 1:  # the usual answer: no list to build
+                first = _choice(raw_choices[0], 0, chat)
+                choices = [first]
+            else:
+                choices = [_choice(raw, index, chat) for index, raw in enumerate(raw_choices)]
+                first = choices[0]
             usage = data.get("usage") or {}
             prompt_tokens = usage.get("prompt_tokens")
             completion_tokens = usage.get("completion_tokens")
