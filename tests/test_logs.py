@@ -88,6 +88,30 @@ def test_secrets_are_redacted_by_key_and_by_value(raw: RecordingRaw) -> None:
     assert b"llmb_" not in b"".join(raw.writes) and b"abc.def" not in b"".join(raw.writes)
 
 
+def test_a_request_line_keeps_its_capped_limit_and_the_callers_bound_context(
+    raw: RecordingRaw,
+) -> None:
+    """`max_tokens_capped` merely contains "token"; contextvars and bound values still reach
+    the line through the fast `info` path; a secret inside a plain line is still caught."""
+    log = structlog.get_logger("t")
+    structlog.contextvars.bind_contextvars(request_id="r1")
+    try:
+        log.info("routing_llm_request", max_tokens_capped=16, model="m")
+        log.bind(user="u").info("bound", n=1)
+        log.info("secret", model="Bearer abc.def")
+    finally:
+        structlog.contextvars.clear_contextvars()
+    log.info("after", model="m")
+    log.warning("flush")
+    first, bound, secret, after, _ = raw.lines()
+    assert first["max_tokens_capped"] == 16 and first["request_id"] == "r1"
+    assert (first["level"], first["model"]) == ("info", "m")
+    assert ISO_UTC.match(str(first["timestamp"]))
+    assert (bound["user"], bound["n"], bound["request_id"]) == ("u", 1, "r1")
+    assert secret["model"] == "[redacted]"
+    assert "request_id" not in after
+
+
 def test_an_exception_is_rendered_with_its_traceback(raw: RecordingRaw) -> None:
     log = structlog.get_logger("t")
     try:

@@ -33,7 +33,14 @@ _SECRET_KEYS = re.compile(r"token|authorization|api[-_]?key|password|secret", re
 _SECRET_VALUE = re.compile(r"(?i:bearer)\s+\S+|llmb_[A-Za-z0-9_-]{8,}")
 #: Keys that merely contain a secret-looking word.
 _SAFE_KEYS = frozenset(
-    {"event", "max_tokens", "prompt_tokens", "completion_tokens", "tokens_per_sec"}
+    {
+        "event",
+        "max_tokens",
+        "max_tokens_capped",
+        "prompt_tokens",
+        "completion_tokens",
+        "tokens_per_sec",
+    }
 )
 #: structlog method name -> the `level` written (as structlog's add_log_level names them).
 _LEVELS = {"warn": "warning", "exception": "error", "err": "error", "msg": "info"}
@@ -47,6 +54,8 @@ class SecretRedactor:
 
     def __init__(self) -> None:
         self._secret_key: dict[str, bool] = {}
+        #: The keys found not secret so far (what `JsonLines.render` checks in one C call).
+        self.safe_keys: set[str] = set()
 
     def __call__(self, _logger: Any, _name: str, event: Event) -> Event:
         for key, value in event.items():
@@ -55,6 +64,8 @@ class SecretRedactor:
                 secret = key not in _SAFE_KEYS and _SECRET_KEYS.search(key) is not None
                 if len(self._secret_key) < 1024:
                     self._secret_key[key] = secret
+                    if not secret:
+                        self.safe_keys.add(key)
             if secret:
                 event[key] = "[redacted]"
             elif isinstance(value, str) and ("llmb_" in value or "earer" in value):
@@ -75,7 +86,8 @@ class IsoTime:
         if second != self._second:
             self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
             self._second = second
-        return f"{self._prefix}.{int((now - second) * 1e6):06d}Z"
+        # %-formatting truncates the float like int() does, at half the cost of an f-string.
+        return "%s.%06dZ" % (self._prefix, (now - second) * 1e6)  # noqa: UP031
 
 
 def capture(logger: Any, method_name: str, event: Event) -> tuple[tuple[Event], dict[str, Any]]:
@@ -117,7 +129,8 @@ class JsonLines:
 
     def _later(self, event: Event) -> None:
         self._queue.append(event)
-        loop = _running_loop() if self._interval > 0 else None
+        # asyncio's own "running loop or None" (no exception to catch when there is none).
+        loop = asyncio.events._get_running_loop() if self._interval > 0 else None
         if loop is None:  # no loop to wait for, or every line as it happens was asked for
             self.drain()
         elif self._scheduled_on is not loop:
@@ -133,14 +146,31 @@ class JsonLines:
     warning = warn = error = err = exception = critical = fatal = _now
 
     def render(self, event: Event) -> bytes:
-        event = self._redact(None, "", event)
+        """The JSON line of an event, secrets redacted.
+
+        Most lines have only known-safe keys and no secret-looking text: they are rendered
+        once and the line itself is searched (C speed; orjson leaves ASCII letters as they
+        are, so a value holding "llmb_" or "earer" shows it in the line). Only a line that
+        may hold a secret goes through the per-field SecretRedactor, then is rendered again.
+        """
         event["timestamp"] = self._iso(event["timestamp"])
-        return orjson.dumps(event, default=repr)
+        if self._redact.safe_keys.issuperset(event):
+            line = orjson.dumps(event, default=repr)
+            if b"llmb_" not in line and b"earer" not in line:
+                return line
+        return orjson.dumps(self._redact(None, "", event), default=repr)
 
     def drain(self) -> None:
         """Render and write every queued event, in order."""
         self._scheduled_on = None
         queue = self._queue
+        if len(queue) == 1:  # the usual case in a loop: one request's line per step
+            try:
+                event = queue.popleft()
+            except IndexError:  # another thread drained it meanwhile
+                return
+            self._write(self.render(event) + b"\n")
+            return
         lines: list[bytes] = []
         while queue:
             try:
@@ -151,8 +181,11 @@ class JsonLines:
         if not lines:
             return
         lines.append(b"")
+        self._write(b"\n".join(lines))
+
+    def _write(self, data: bytes) -> None:
         try:
-            self._stream.write(b"\n".join(lines))
+            self._stream.write(data)
             if self._interval <= 0:
                 self._stream.flush()
         except (OSError, ValueError):  # stdout closed or gone: nothing left to tell anyone
@@ -179,18 +212,38 @@ class JsonLines:
             self.flush()
 
 
+def _json_bound_logger(level_number: int) -> type[Any]:
+    """structlog's filtering bound logger, with an `info` that skips structlog's generic
+    plumbing (two re-packings of the keywords, a context copy, the return-type dispatch)
+    when the JSON chain is the one configured: ~2 µs of each request's `routing_llm_request`.
+    Anything else (bound context, positional args, other processors) takes structlog's path.
+    """
+    base: type[Any] = structlog.make_filtering_bound_logger(level_number)
+    if level_number > logging.INFO:
+        return base
+    merge = structlog.contextvars.merge_contextvars
+
+    class JsonBoundLogger(base):  # type: ignore[misc, valid-type]
+        def info(self, event: str, *args: Any, **kw: Any) -> Any:
+            procs = self._processors
+            if args or self._context or procs != [merge, capture]:
+                return base.info(self, event, *args, **kw)
+            kw["event"] = event
+            kw = merge(None, "info", kw)
+            kw["level"] = "info"
+            kw["timestamp"] = time.time()
+            if "exc_info" in kw:
+                kw = structlog.processors.format_exc_info(None, "info", kw)
+            return self._logger.info(kw)
+
+    return JsonBoundLogger
+
+
 def _is_terminal(stream: Any) -> bool:
     try:
         return bool(stream.isatty())
     except (AttributeError, ValueError):  # closed or not a file
         return False
-
-
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
 
 
 def _own_stdout() -> BinaryIO:
@@ -241,7 +294,11 @@ def configure_logging(
         factory = structlog.PrintLoggerFactory(sys.stdout)
     structlog.configure(
         processors=processors,
-        wrapper_class=structlog.make_filtering_bound_logger(level_number),
+        wrapper_class=(
+            _json_bound_logger(level_number)
+            if json
+            else structlog.make_filtering_bound_logger(level_number)
+        ),
         logger_factory=factory,
         cache_logger_on_first_use=True,
     )

@@ -171,3 +171,29 @@ async def test_hops_go_out_as_the_loop_protection_header(
     assert fake_ollama.requests[-1].headers["x-llm-backends-hops"] == f"gw-a,gw-b,{INSTANCE_ID}"
     await router.generate(MODEL, "x")
     assert fake_ollama.requests[-1].headers["x-llm-backends-hops"] == INSTANCE_ID
+
+
+def test_answer_types_keep_the_field_order_the_hot_path_fills_positionally() -> None:
+    """outcomes.succeeded, requests.build_request and the OpenAI/Ollama backends build
+    these positionally (keywords cost ~1 µs a call): a reordering must fail here."""
+    from dataclasses import fields
+
+    from llm_backends.router.types import Choice, Completion, CompletionRequest, Result
+
+    def names(cls: type) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+    assert names(Completion)[:10] == [
+        "text", "finish_reason", "prompt_tokens", "completion_tokens", "tokens_per_sec",
+        "backend_model", "tool_calls", "reasoning", "logprobs", "choices",
+    ]  # fmt: skip
+    assert names(Choice) == [
+        "index", "text", "finish_reason", "tool_calls", "reasoning", "logprobs",
+    ]  # fmt: skip
+    assert names(Result)[:11] == [
+        "response", "backend", "model", "done", "finish_reason", "prompt_tokens",
+        "completion_tokens", "latency_ms", "tokens_per_sec", "fallback_from", "endpoint",
+    ]  # fmt: skip
+    assert names(CompletionRequest)[:6] == [
+        "prompt", "messages", "system", "temperature", "max_tokens", "stop",
+    ]  # fmt: skip

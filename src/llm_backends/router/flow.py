@@ -119,7 +119,11 @@ class RequestFlow:
             raise _circuit_open(model, attempt, breaker)
         judged = False
         try:
-            completion = await backend.answer(attempt.config, request)
+            # Backend.answer only adds the n > 1 fan-out: a plain call skips its frame.
+            if request.n <= 1:
+                completion = await backend.complete(attempt.config, request)
+            else:
+                completion = await backend.answer(attempt.config, request)
             judged = True
         except LLMRouterError as error:
             judged = True

@@ -88,6 +88,9 @@ def build_request(
         neutral, rich = neutral_messages(messages)
     stops = stop_list(stop)
     if not features:
+        if not hops and passthrough is None and not rich and session is None:
+            # A library call: positional, no keywords (on a 24-field init they cost ~1 µs).
+            return CompletionRequest(prompt, neutral, system, temperature, max_tokens, stops)
         return CompletionRequest(
             prompt,
             neutral,

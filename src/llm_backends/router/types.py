@@ -332,11 +332,12 @@ class Result:
             "tokens_per_sec": self.tokens_per_sec,
             "fallback_from": self.fallback_from,
             "endpoint": self.endpoint,
-            "tool_calls": [call.openai() for call in self.tool_calls],
+            "tool_calls": [call.openai() for call in self.tool_calls] if self.tool_calls else [],
             "reasoning": self.reasoning,
             "max_tokens_capped": self.max_tokens_capped,
-            **self.extra,
         }
+        if self.extra:
+            data.update(self.extra)
         if self.logprobs is not None:
             data["logprobs"] = self.logprobs
         if self.choices:

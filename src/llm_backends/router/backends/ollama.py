@@ -59,16 +59,17 @@ class OllamaBackend(Backend):
         eval_count = data.get("eval_count")
         calls = answer_tool_calls(message.get("tool_calls")) if chat else ()
         thinking = message.get("thinking")
+        # Positional (Completion's field order): keywords cost ~1 µs on every answer.
         return Completion(
-            text=text,
-            finish_reason=_finish(data.get("done_reason"), bool(calls)),
-            prompt_tokens=data.get("prompt_eval_count"),
-            completion_tokens=eval_count,
-            tokens_per_sec=_tokens_per_sec(eval_count, data.get("eval_duration")),
-            backend_model=payload["model"],
-            tool_calls=calls,
-            reasoning=thinking if isinstance(thinking, str) and thinking else None,
-            logprobs=_ollama_wire.logprobs(data.get("logprobs")),
+            text,
+            _finish(data.get("done_reason"), bool(calls)),
+            data.get("prompt_eval_count"),  # prompt_tokens
+            eval_count,  # completion_tokens
+            _tokens_per_sec(eval_count, data.get("eval_duration")),
+            payload["model"],  # backend_model
+            calls,  # tool_calls
+            thinking if isinstance(thinking, str) and thinking else None,  # reasoning
+            _ollama_wire.logprobs(data.get("logprobs")),
         )
 
     async def stream(

@@ -62,8 +62,13 @@ class OpenAIBackend(Backend):
         data = _http.load_object(body, config, self.kind)
         chat = request.is_chat
         try:
-            choices = [_choice(raw, position, chat) for position, raw in enumerate(data["choices"])]
-            first = choices[0]
+            raw_choices = data["choices"]
+            if len(raw_choices) == 1:  # the usual answer: no list to build
+                first = _choice(raw_choices[0], 0, chat)
+                choices = [first]
+            else:
+                choices = [_choice(raw, index, chat) for index, raw in enumerate(raw_choices)]
+                first = choices[0]
             usage = data.get("usage") or {}
             prompt_tokens = usage.get("prompt_tokens")
             completion_tokens = usage.get("completion_tokens")
@@ -71,16 +76,18 @@ class OpenAIBackend(Backend):
             raise _http.invalid(f"answer lacks {exc!r}", config, self.kind) from exc
         except ValueError as exc:
             raise _http.invalid(str(exc), config, self.kind) from exc
+        # Positional (Completion's field order): keywords cost ~1 µs on every answer.
         return Completion(
-            text=first.text,
-            finish_reason=first.finish_reason,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            backend_model=payload.get("model"),
-            tool_calls=first.tool_calls,
-            reasoning=first.reasoning,
-            logprobs=first.logprobs,
-            choices=tuple(choices) if len(choices) > 1 else (),
+            first.text,
+            first.finish_reason,
+            prompt_tokens,
+            completion_tokens,
+            None,  # tokens_per_sec: OpenAI servers don't say
+            payload.get("model"),  # backend_model
+            first.tool_calls,
+            first.reasoning,
+            first.logprobs,
+            tuple(choices) if len(choices) > 1 else (),
         )
 
     async def stream(
@@ -233,12 +240,12 @@ def _choice(raw: dict[str, Any], position: int, chat: bool) -> Choice:
     if text is not None and not isinstance(text, str):
         raise ValueError(f"text is {type(text).__name__}")
     index = raw.get("index")
-    return Choice(
-        index=index if isinstance(index, int) else position,
+    return Choice(  # positional (Choice's field order): keywords cost ~0.5 µs per choice
+        index if isinstance(index, int) else position,
         # A chat answer of only tool calls (or nothing) has `content: null`.
-        text=text or "",
-        finish_reason=_http.finish_reason(raw.get("finish_reason")),
-        tool_calls=calls,
-        reasoning=thinking,
-        logprobs=_openai_wire.logprobs(raw, chat),
+        text or "",
+        _http.finish_reason(raw.get("finish_reason")),
+        calls,
+        thinking,
+        _openai_wire.logprobs(raw, chat),
     )
