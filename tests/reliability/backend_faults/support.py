@@ -187,7 +187,7 @@ def acquired_connections(router: Any) -> int:
     scope = router._scope
     if scope is None or scope.closed:
         return 0
-    return len(scope.session.connector._acquired)
+    return int(scope.client.in_use)
 
 
 @dataclass(frozen=True)

@@ -230,7 +230,9 @@ async def test_an_unread_answer_closes_the_connection(
     server.replies.extend([Reply(ok(body)), Reply(ok(b"next"))])
     response = await pool.request(b"POST", server.url, b"", JSON, connect_timeout=2)
     assert await response.read_chunk()
+    assert pool.in_use == 1
     response.release()
+    assert pool.in_use == 0
     assert await fetch(pool, server.url) == b"next"
     assert server.connections == 2
     assert server.closed_by_client >= 1

@@ -193,6 +193,11 @@ class HttpPool:
             return Response(conn, self, deadline, read_timeout)
         raise AssertionError("unreachable")
 
+    @property
+    def in_use(self) -> int:
+        """Connections handed out and not given back (0 when every answer was released)."""
+        return len(self._open) - sum(len(idle) for idle in self._idle.values())
+
     def give_back(self, conn: Connection) -> None:
         if self.closed or not conn.reusable():
             self._drop(conn)
