@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 BEFORE_JSON = Path(__file__).parent / "results" / "profile-before.json"
+#: The optimisations and what each measured (written by hand, shown after the profile).
+OPTIMISATIONS_MD = Path(__file__).parent / "optimisations.md"
 
 
 def _before() -> dict[str, Any]:
@@ -67,4 +69,6 @@ def md_profile(r: dict[str, Any]) -> list[str]:
         if top:
             lines += ["", f"Where the remaining time goes ({case}, after; self time, %):", ""]
             lines += [f"- {share:.1f} `{name}`" for name, share in top[:10]]
+    if OPTIMISATIONS_MD.exists():
+        lines += ["", *OPTIMISATIONS_MD.read_text().rstrip().splitlines()]
     return lines
