@@ -221,20 +221,20 @@ def load_object(body: bytes, config: BackendConfig, kind: str) -> dict[str, Any]
 async def post_json(
     client: HttpPool,
     url: str,
-    payload: dict[str, Any] | bytes,
+    payload: dict[str, Any],
     config: BackendConfig,
     kind: str,
     connect_timeout: float,
     max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     headers: tuple[tuple[str, str], ...] = JSON_HEADERS,
 ) -> bytes:
-    """POST `payload` (an object, or JSON already encoded), return the 200 body; every
-    failure becomes a router error. A whole answer must arrive within the config's
-    `timeout_seconds`, connecting included (which alone may take `connect_timeout`).
+    """POST `payload`, return the 200 body; every failure becomes a router error. A whole
+    answer must arrive within the config's `timeout_seconds`, connecting included (which
+    alone may take `connect_timeout`).
 
     A body over `max_bytes` is refused (unread past the limit, the connection is dropped).
     """
-    data = payload if isinstance(payload, bytes) else orjson.dumps(payload)
+    data = orjson.dumps(payload)
     try:
         response = await client.request(
             b"POST",
@@ -263,7 +263,7 @@ async def post_json(
 async def stream_lines(
     client: HttpPool,
     url: str,
-    payload: dict[str, Any] | bytes,
+    payload: dict[str, Any],
     config: BackendConfig,
     kind: str,
     connect_timeout: float,
@@ -278,7 +278,7 @@ async def stream_lines(
     early (the consumer went away) closes the connection: the server sees the disconnect and
     stops.
     """
-    data = payload if isinstance(payload, bytes) else orjson.dumps(payload)
+    data = orjson.dumps(payload)
     try:
         response = await client.request(
             b"POST",

@@ -45,7 +45,7 @@ class Backend(ABC):
     async def post_json(
         self,
         url: str,
-        payload: dict[str, Any] | bytes,
+        payload: dict[str, Any],
         config: BackendConfig,
         hops: tuple[str, ...] = (),
     ) -> bytes:
@@ -65,7 +65,7 @@ class Backend(ABC):
     def stream_lines(
         self,
         url: str,
-        payload: dict[str, Any] | bytes,
+        payload: dict[str, Any],
         config: BackendConfig,
         hops: tuple[str, ...] = (),
     ) -> AsyncIterator[bytes]:
