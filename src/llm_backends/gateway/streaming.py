@@ -46,8 +46,8 @@ log = structlog.get_logger("llm_backends.gateway")
 
 SSE = "text/event-stream"
 NDJSON = "application/x-ndjson"
-STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
-_STREAM_HEADERS = tuple((name.encode(), value.encode()) for name, value in STREAM_HEADERS.items())
+#: Every stream's: no caching, and no buffering by a proxy in front (nginx honours it).
+STREAM_HEADERS = ((b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no"))
 
 _DONE = b"data: [DONE]\n\n"
 _SSE_TYPE = b"text/event-stream; charset=utf-8"
@@ -328,7 +328,7 @@ class RoutedStreamingResponse(Response):
         self.background = None
         self.raw_headers = [
             *headers,
-            *_STREAM_HEADERS,
+            *STREAM_HEADERS,
             (b"content-type", _content_type(media_type)),
         ]
         self._body = body
