@@ -277,6 +277,25 @@ def reset_peak_rss(pid: int) -> bool:
     return ok
 
 
+def load_argv(
+    url: str,
+    body: str,
+    *,
+    concurrency: int,
+    duration: float,
+    warmup: float,
+    engine: str = "auto",
+    stream: bool = False,
+    extra: Sequence[str] = (),
+) -> list[str]:
+    """The command of one closed-loop `bench.load` run (`body`: the JSON text of each
+    request; `extra`: more of its options, e.g. `-n`, `--header`)."""
+    argv = [PYTHON, "-m", "bench.load", "--engine", engine, "--url", url]
+    argv += ["-c", str(concurrency), "-d", str(duration), "--warmup", str(warmup)]
+    argv += ["--body", body, *extra]
+    return [*argv, "--stream"] if stream else argv
+
+
 def run_json(
     argv: Sequence[str],
     *,

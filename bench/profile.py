@@ -98,9 +98,15 @@ def record(
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(spy).exists():
         raise FileNotFoundError("py-spy not found: pip install py-spy")
-    load_argv = [procs.PYTHON, "-m", "bench.load", "--url", url, "-c", str(concurrency)]
-    load_argv += ["-d", str(duration), "--warmup", "1", "--body", json.dumps(body)]
-    load_argv += ["--engine", "python" if stream else "auto"] + (["--stream"] if stream else [])
+    load_argv = procs.load_argv(
+        url,
+        json.dumps(body),
+        concurrency=concurrency,
+        duration=duration,
+        warmup=1,
+        engine="python" if stream else "auto",
+        stream=stream,
+    )
     load = subprocess.Popen(
         procs.pin_prefix(procs.CLIENT_CPU) + load_argv, stdout=subprocess.PIPE, text=True
     )

@@ -174,28 +174,17 @@ def load(
     """One closed-loop run of bench.load on the client core."""
     import json
 
-    url, body_obj = _request(target, api, paced)
-    body = json.dumps(body_obj)
-    argv = [
-        procs.PYTHON,
-        "-m",
-        "bench.load",
-        "--url",
+    url, body = _request(target, api, paced)
+    argv = procs.load_argv(
         url,
-        "-c",
-        str(concurrency),
-        "-d",
-        str(duration),
-        "--warmup",
-        str(warmup),
-        "--body",
-        body,
-        "--engine",
-        engine,
-        *target.header_args(paced),
-    ]
-    if stream:
-        argv.append("--stream")
+        json.dumps(body),
+        concurrency=concurrency,
+        duration=duration,
+        warmup=warmup,
+        engine=engine,
+        stream=stream,
+        extra=target.header_args(paced),
+    )
     return procs.run_json(argv, cpus=procs.CLIENT_CPU, timeout=duration + warmup + 90)
 
 

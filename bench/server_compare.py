@@ -175,10 +175,14 @@ class Bench:
             self.configured = True
 
     def load(self, gw: targets.Gateway, concurrency: int, duration: float) -> dict[str, Any]:
-        argv = [procs.PYTHON, "-m", "bench.load", "--url", f"http://127.0.0.1:{gw.port}"]
-        argv[-1] += targets.CHAT_PATH
-        argv += ["-c", str(concurrency), "-d", str(duration), "--warmup", "0"]
-        argv += ["--engine", "wrk", "--body", json.dumps(targets.chat_body("bench-openai"))]
+        argv = procs.load_argv(
+            f"http://127.0.0.1:{gw.port}{targets.CHAT_PATH}",
+            json.dumps(targets.chat_body("bench-openai")),
+            concurrency=concurrency,
+            duration=duration,
+            warmup=0,
+            engine="wrk",
+        )
         return procs.run_json(argv, cpus=procs.CLIENT_CPU, timeout=duration + 60)
 
     def measure(self, gw: targets.Gateway, concurrency: int) -> dict[str, float]:

@@ -56,60 +56,31 @@ class RssSampler:
 
 def burst(target: targets.Target, n: int, timeout: float) -> dict[str, Any]:
     """n connections, one request each, all at once."""
-    body = json.dumps(targets.chat_body(target.chat_model))
-    argv = [
-        procs.PYTHON,
-        "-m",
-        "bench.load",
-        "--engine",
-        "python",
-        "--url",
+    argv = procs.load_argv(
         target.chat_url,
-        "-c",
-        str(n),
-        "-n",
-        str(n),
-        "-d",
-        str(timeout),
-        "--warmup",
-        "0",
-        "--timeout",
-        str(timeout),
-        "--body",
-        body,
-        *target.header_args(),
-    ]
+        json.dumps(targets.chat_body(target.chat_model)),
+        concurrency=n,
+        duration=timeout,
+        warmup=0,
+        engine="python",
+        extra=["-n", str(n), "--timeout", str(timeout), *target.header_args()],
+    )
     return procs.run_json(argv, cpus=procs.CLIENT_CPU, timeout=timeout * 12 + 60)
 
 
 def batch(
     target: targets.Target, n: int, concurrency: int, stream: bool, timeout: float
 ) -> dict[str, Any]:
-    body = json.dumps(targets.chat_body(target.chat_model))
-    argv = [
-        procs.PYTHON,
-        "-m",
-        "bench.load",
-        "--engine",
-        "python",
-        "--url",
+    argv = procs.load_argv(
         target.chat_url,
-        "-c",
-        str(concurrency),
-        "-n",
-        str(n),
-        "-d",
-        "30",
-        "--warmup",
-        "0",
-        "--timeout",
-        str(timeout),
-        "--body",
-        body,
-        *target.header_args(),
-    ]
-    if stream:
-        argv.append("--stream")
+        json.dumps(targets.chat_body(target.chat_model)),
+        concurrency=concurrency,
+        duration=30,
+        warmup=0,
+        engine="python",
+        stream=stream,
+        extra=["-n", str(n), "--timeout", str(timeout), *target.header_args()],
+    )
     return procs.run_json(argv, cpus=procs.CLIENT_CPU, timeout=400)
 
 

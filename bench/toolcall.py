@@ -37,22 +37,14 @@ def tool_body(model: str) -> dict[str, Any]:
 
 def load_tools(target: Target, concurrency: int, duration: float, warmup: float) -> Any:
     """One closed-loop run of bench.load with the tool-call body."""
-    argv = [
-        procs.PYTHON,
-        "-m",
-        "bench.load",
-        "--url",
+    argv = procs.load_argv(
         target.chat_url,
-        "-c",
-        str(concurrency),
-        "-d",
-        str(duration),
-        "--warmup",
-        str(warmup),
-        "--body",
         json.dumps(tool_body(target.chat_model)),
-        *target.header_args(),
-    ]
+        concurrency=concurrency,
+        duration=duration,
+        warmup=warmup,
+        extra=target.header_args(),
+    )
     return procs.run_json(argv, cpus=procs.CLIENT_CPU, timeout=duration + warmup + 90)
 
 
