@@ -15,8 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import procs, report_scenarios, targets
+from bench import before, procs, report_scenarios, targets
 from bench.mock_backend import DEFAULT_TEXT
+from bench.report_perf import performance_checks
 
 MOCK_TEXT = DEFAULT_TEXT
 LLMB = ("llm-backends", "llm-backends (stub)")
@@ -186,71 +187,6 @@ def checks(results: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-#: The figures of the last run before the performance issue (bench/results of 2026-11-26):
-#: streaming time to first byte added at c=1, against the paced and the instant mock.
-BASELINE_STREAM_ADDED_TTFB_MS = {"ttfb_c1": 0.912, "ttfb_c1_instant": 0.448}
-
-
-def performance_checks(results: dict[str, Any], name: str) -> list[dict[str, Any]]:
-    """The performance issue's targets: against Portkey, LiteLLM, the direct mock, and the
-    figures of the run before it."""
-    out: list[dict[str, Any]] = []
-
-    def add(label: str, value: Any, bound: str, ok: bool | None) -> None:
-        out.append({"target": label, "value": value, "bound": bound, "pass": ok})
-
-    portkey_added = _get(results, "chat", "c1", "portkey", "added_p50_ms")
-    lite_added = _get(results, "chat", "c1", "litellm", "added_p50_ms")
-    for section, label in (("chat", "OpenAI"), ("ollama", "Ollama")):
-        added = _get(results, section, "c1", name, "added_p50_ms")
-        ok = None if added is None or not portkey_added else added <= 0.5 * portkey_added
-        add(
-            f"added latency c=1, {label} protocol, vs Portkey's (OpenAI)",
-            None if ok is None else f"{added:.3f} of {portkey_added:.3f} ms",
-            "<= 0.5 of it",
-            ok,
-        )
-        ok = None if added is None or not lite_added else added <= lite_added / 20
-        add(
-            f"added latency c=1, {label} protocol, vs LiteLLM's",
-            None if ok is None else f"{added:.3f} of {lite_added:.3f} ms",
-            "<= 1/20 of it",
-            ok,
-        )
-    ours = _get(results, "chat", "c32", name, "rps")
-    direct = _get(results, "chat", "c32", "direct", "rps")
-    share = ours / direct if ours and direct else None
-    add(
-        "throughput c=32 as a share of the direct mock's",
-        None if share is None else f"1/{1 / share:.1f}",
-        ">= 1/5",
-        None if share is None else share >= 0.2,
-    )
-    for key, label in (("ttfb_c1", "paced"), ("ttfb_c1_instant", "instant")):
-        added = _get(results, "stream", key, name, "added_ttfb_p50_ms")
-        before = BASELINE_STREAM_ADDED_TTFB_MS[key]
-        add(
-            f"stream added TTFB c=1 ({label} mock) vs before ({before} ms)",
-            None if added is None else f"{added:.3f} ms",
-            f"<= {before / 2:.3f} ms",
-            None if added is None else added <= before / 2,
-        )
-    for backend in ("openai", "ollama"):
-        # Both baselines must hold: a raw aiohttp call (what a user would write) and a raw
-        # call on the router's own pool (so a faster client cannot hide the router's work).
-        vs_aiohttp = _get(results, "library", f"{backend}/logs-default", "overhead_cpu_us")
-        vs_pool = _get(results, "library", f"{backend}/logs-default", "overhead_vs_lean_cpu_us")
-        worst = None if vs_aiohttp is None or vs_pool is None else max(vs_aiohttp, vs_pool)
-        add(
-            f"library overhead per call ({backend} backend, default logs), beyond a raw "
-            "aiohttp call / a raw call on the router's own pool",
-            None if worst is None else f"{vs_aiohttp} / {vs_pool} µs",
-            "<= 25 µs",
-            None if worst is None else worst <= 25,
-        )
-    return out
-
-
 # -- documents ------------------------------------------------------------------------------
 
 
@@ -266,8 +202,14 @@ def build(
     elapsed_s: float,
     mocks: targets.Mocks,
     loadavg: tuple[tuple[float, ...], tuple[float, ...]],
+    before_arm: before.Arm | None = None,
 ) -> dict[str, Any]:
     commands = {name: _command(gw) for name, gw in gateways.items()}
+    arm: dict[str, Any] | None = None
+    if before_arm is not None:
+        gw = before_arm.gateway
+        commands[gw.name] = _command(gw)
+        arm = {**before_arm.info(), "log": str(gw.child.log_path) if gw.child else None}
     commands["mock"] = " ".join(
         [
             *procs.pin_prefix(procs.CLIENT_CPU),
@@ -322,6 +264,8 @@ def build(
             n: {"version": g.version, "log": str(g.child.log_path) if g.child else None}
             for n, g in gateways.items()
         },
+        #: The code before issue #15 (bench/before.py): a column of chat and stream.
+        "before_arm": arm,
         "notes": notes,
         "setup_error": setup_error,
         "commands": commands,
@@ -330,6 +274,26 @@ def build(
         "httpclient_compare": _httpclient(),
     }
     return doc
+
+
+def _md_before(doc: dict[str, Any]) -> list[str]:
+    """The Method bullet on the before arm (bench/before.py), when it was in the run."""
+    arm = doc.get("before_arm")
+    if not arm:
+        return [
+            "- No *before* column in this run (`--no-before`, or it did not start): issue "
+            "#15's stream TTFB targets fall back to figures recorded before the issue."
+        ]
+    return [
+        f"- *{arm['name']}*: {arm['label']}, i.e. this project's `src` at commit "
+        f"`{arm['commit'][:12]}` (main when the work on issue #15 started; backend calls on "
+        "aiohttp), extracted with `git archive` and served like *llm-backends* (same command, "
+        "settings, core, configs through its Admin API, own database), from the same venv with "
+        f"`PYTHONPATH` at the extracted `src` (checked: `llm_backends` imported from "
+        f"`{_short(arm['module_file'])}`). Measured in `chat` and `stream` only, interleaved "
+        "like the others: issue #15's targets compare against it in the same run, since this "
+        "VM's speed varies about 2x from day to day.",
+    ]
 
 
 def _command(gw: targets.Gateway) -> str:
@@ -518,6 +482,9 @@ def _extra_lines(doc: dict[str, Any]) -> list[str]:
         out.append("")
         out.append("targets (issue):")
         for c in doc["checks"]:
+            if c.get("info"):  # a figure beside the targets, no bound of its own
+                out.append(f"  [info] {c['target']}: {_fmt(c['value'])}")
+                continue
             mark = {True: "PASS", False: "FAIL", None: "n/a "}[c["pass"]]
             out.append(f"  [{mark}] {c['target']}: {_fmt(c['value'])} (want {c['bound']})")
     for name, note in (doc.get("notes") or {}).items():
@@ -551,8 +518,8 @@ def markdown(doc: dict[str, Any]) -> str:
         f"- Pinning: {doc['pinning']['how']}. The gateway under test has a core to itself, "
         "as it would in production; the mock and the load generator together cost well under "
         "a core at the rates reached (see *direct*).",
-        "- Interleaved rounds: direct, llm-backends, LiteLLM, Portkey, then again starting one "
-        "further; "
+        "- Interleaved rounds: direct, llm-backends, before (chat and stream only), LiteLLM, "
+        "Portkey, then again starting one further; "
         f"{doc['plan']['rounds']} rounds of {doc['plan']['duration']:g} s after "
         f"{doc['plan']['warmup']:g} s of warm-up each; every figure is the median over rounds, "
         "and added latency is paired per round (gateway p50 minus direct p50 of that round).",
@@ -577,6 +544,7 @@ def markdown(doc: dict[str, Any]) -> str:
         "of its own and looks up no per-model config (the upstream comes with every request); "
         "it serves no Ollama API (its `-`); and it delays its first streamed chunk by design, "
         "so its stream TTFB is not only its own overhead.",
+        *_md_before(doc),
         "- Gateways run with their default logging unless `--gateway-log-level` is given.",
         "",
         "## Results",

@@ -1,7 +1,7 @@
 """`make bench`: llm-backends against direct calls and LiteLLM proxy, on this machine, one run.
 
     python -m bench.run [--quick] [--rounds N] [--duration S] [--only chat,stream,...]
-                        [--stub] [--no-setup] [--gateway-log-level LEVEL]
+                        [--stub] [--no-setup] [--no-before] [--gateway-log-level LEVEL]
 
 Scenarios (`--only` takes any of them, comma-separated):
   chat     non-streaming chat, concurrency 1 and 32: req/s, p50/p99, added latency vs direct
@@ -19,7 +19,9 @@ Scenarios (`--only` takes any of them, comma-separated):
 
 Rounds are interleaved (direct, llm-backends, litellm, then again, starting one further each
 round) and each figure is the median over rounds. Gateways run pinned to core 0; the mocks,
-the load generator and this orchestrator to core 1 (see bench/RESULTS.md).
+the load generator and this orchestrator to core 1 (see bench/RESULTS.md). `chat` and `stream`
+also measure the code before issue #15 (`before`, bench/before.py), the reference of that
+issue's targets, in the same run.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from bench import embeddings_bench, fleet_bench, procs, report, targets, toolcall, workers
+from bench import before, embeddings_bench, fleet_bench, procs, report, targets, toolcall, workers
 from bench.profile import scenario_profile
 from bench.propagation import scenario_propagation
 from bench.targets import Gateway, Http, Mocks, Target
@@ -91,6 +93,11 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Plan]
     p.add_argument("--no-setup", action="store_true", help="skip bench/setup.sh")
     p.add_argument("--no-litellm", action="store_true", help="leave LiteLLM out")
     p.add_argument("--no-portkey", action="store_true", help="leave Portkey out")
+    p.add_argument(
+        "--no-before",
+        action="store_true",
+        help=f"leave out {before.LABEL} (the issue #15 checks then use recorded figures)",
+    )
     p.add_argument(
         "--gateway-log-level",
         default=None,
@@ -460,9 +467,17 @@ class Setup:
     llmb_ids: dict[str, int]
     cold: dict[str, list[float]]
     idle_rss: dict[str, float]
+    #: The code before issue #15 (bench/before.py), in `chat` and `stream` only.
+    before: before.Arm | None = None
+
+    def pids(self) -> list[int]:
+        gws = [*self.gateways.values(), *([self.before.gateway] if self.before else [])]
+        return [g.pid for g in gws if g.child is not None and g.child.alive()]
 
 
-def start_gateways(args: argparse.Namespace, work: Path, mocks: Mocks) -> Setup:
+def start_gateways(
+    args: argparse.Namespace, work: Path, mocks: Mocks, only: tuple[str, ...] = SCENARIOS
+) -> Setup:
     gateways: dict[str, Gateway] = {}
     notes: dict[str, str] = {}
     cold: dict[str, list[float]] = {}
@@ -497,6 +512,9 @@ def start_gateways(args: argparse.Namespace, work: Path, mocks: Mocks) -> Setup:
         ("litellm", args.no_litellm, targets.litellm_available, targets.litellm_gateway, 120),
         ("portkey", args.no_portkey, targets.portkey_available, targets.portkey_gateway, 60),
     )
+    arm = None
+    if not args.no_before and any(s in only for s in ("chat", "stream")):
+        arm = before.start(work, mocks, args.gateway_log_level, notes)
     for name, skipped, available, make, timeout in peers:
         if not skipped:
             _start_peer(
@@ -509,7 +527,7 @@ def start_gateways(args: argparse.Namespace, work: Path, mocks: Mocks) -> Setup:
                 cold,
                 idle,
             )
-    return Setup(gateways, notes, llmb, ids, cold, idle)
+    return Setup(gateways, notes, llmb, ids, cold, idle, arm)
 
 
 def _start_peer(
@@ -568,14 +586,12 @@ def main(argv: list[str] | None = None) -> int:
     setup: Setup | None = None
     results: dict[str, Any] = {}
     try:
-        setup = start_gateways(args, work, mocks)
+        setup = start_gateways(args, work, mocks, plan.only)
         for name, note in setup.notes.items():
             log(f"NOTE {name}: {note}")
         gws = list(setup.gateways.values())
         live = setup
-        plan.settle = lambda: procs.wait_idle(
-            [g.pid for g in live.gateways.values() if g.child is not None and g.child.alive()]
-        )
+        plan.settle = lambda: procs.wait_idle(live.pids())
         errors: dict[str, str] = {}
         timings: dict[str, float] = {}  # wall seconds per scenario, shown by the report
 
@@ -597,12 +613,21 @@ def main(argv: list[str] | None = None) -> int:
 
         guarded("startup", lambda: scenario_startup(plan, setup))
         tgts = [targets.direct_target(mocks)] + [g.target("bench-paced") for g in gws]
-        guarded("chat", lambda: scenario_chat(plan, tgts, targets.xcore_target(mocks)))
+        arm = setup.before.gateway.target("bench-paced") if setup.before else None
+        guarded(
+            "chat",
+            lambda: scenario_chat(plan, before.with_arm(tgts, arm), targets.xcore_target(mocks)),
+        )
         ollama = [t for t in tgts if t.ollama_model is not None]
         guarded("ollama", lambda: scenario_ollama(plan, ollama))
         guarded("tools", lambda: toolcall.scenario_tools(plan, tgts, interleaved, summarize_load))
         paced = [targets.direct_paced_target(mocks)] + [g.target("bench-paced") for g in gws]
-        guarded("stream", lambda: scenario_stream(plan, paced, tgts))
+        guarded(
+            "stream",
+            lambda: scenario_stream(plan, before.with_arm(paced, arm), before.with_arm(tgts, arm)),
+        )
+        if setup.before is not None:
+            setup.before.gateway.stop()  # in chat and stream only: no idle process on core 0
         # Peak RSS after the loads (VmHWM covers the whole life of the process).
         results["resources"] = {
             name: {
@@ -644,6 +669,8 @@ def main(argv: list[str] | None = None) -> int:
                 gw.stop()
             if setup.llmb is not None:
                 setup.llmb.stop()
+            if setup.before is not None:
+                setup.before.gateway.stop()
         mocks.stop()
 
     doc = report.build(
@@ -653,6 +680,7 @@ def main(argv: list[str] | None = None) -> int:
         results=results,
         gateways=setup.gateways if setup else {},
         notes=setup.notes if setup else {},
+        before_arm=setup.before if setup else None,
         setup_error=setup_error,
         elapsed_s=time.time() - t_start,
         mocks=mocks,
