@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import before, procs, report_scenarios, targets
+from bench import before, procs, relay, report_scenarios, targets
 from bench.mock_backend import DEFAULT_TEXT
 from bench.report_perf import performance_checks
 
@@ -203,6 +203,7 @@ def build(
     mocks: targets.Mocks,
     loadavg: tuple[tuple[float, ...], tuple[float, ...]],
     before_arm: before.Arm | None = None,
+    relay_arm: relay.Arm | None = None,
 ) -> dict[str, Any]:
     commands = {name: _command(gw) for name, gw in gateways.items()}
     arm: dict[str, Any] | None = None
@@ -210,6 +211,10 @@ def build(
         gw = before_arm.gateway
         commands[gw.name] = _command(gw)
         arm = {**before_arm.info(), "log": str(gw.child.log_path) if gw.child else None}
+    if relay_arm is not None:
+        commands[relay.NAME] = " ".join(
+            [*procs.pin_prefix(procs.GATEWAY_CPU), "python -m bench.relay --port P --target-port M"]
+        )
     commands["mock"] = " ".join(
         [
             *procs.pin_prefix(procs.CLIENT_CPU),
@@ -266,6 +271,8 @@ def build(
         },
         #: The code before issue #15 (bench/before.py): a column of chat and stream.
         "before_arm": arm,
+        #: The zero-logic TCP relay (bench/relay.py): chat c=1 and stream TTFB c=1.
+        "relay_arm": relay_arm.info() if relay_arm else None,
         "notes": notes,
         "setup_error": setup_error,
         "commands": commands,
@@ -388,7 +395,7 @@ def rows(doc: dict[str, Any]) -> list[tuple[str, list[str]]]:
                 (_get(s32, c, "errors") or 0)
                 + (_get(ttfb, c, "errors") or 0)
                 + (_get(instant, c, "errors") or 0)
-                if _get(s32, c)
+                if any(_get(s, c) for s in (s32, ttfb, instant))
                 else None
             ),
         )
@@ -518,8 +525,8 @@ def markdown(doc: dict[str, Any]) -> str:
         f"- Pinning: {doc['pinning']['how']}. The gateway under test has a core to itself, "
         "as it would in production; the mock and the load generator together cost well under "
         "a core at the rates reached (see *direct*).",
-        "- Interleaved rounds: direct, llm-backends, before (chat and stream only), LiteLLM, "
-        "Portkey, then again starting one further; "
+        "- Interleaved rounds: direct, relay (chat c=1, stream TTFB c=1), llm-backends, before "
+        "(chat and stream only), LiteLLM, Portkey, then again starting one further; "
         f"{doc['plan']['rounds']} rounds of {doc['plan']['duration']:g} s after "
         f"{doc['plan']['warmup']:g} s of warm-up each; every figure is the median over rounds, "
         "and added latency is paired per round (gateway p50 minus direct p50 of that round).",
@@ -545,6 +552,7 @@ def markdown(doc: dict[str, Any]) -> str:
         "it serves no Ollama API (its `-`); and it delays its first streamed chunk by design, "
         "so its stream TTFB is not only its own overhead.",
         *_md_before(doc),
+        *relay.method_lines(doc),
         "- Gateways run with their default logging unless `--gateway-log-level` is given.",
         "",
         "## Results",

@@ -13,6 +13,7 @@ from typing import Any
 
 from bench.before import COMMIT as BEFORE_COMMIT
 from bench.before import NAME as BEFORE
+from bench.relay import NAME as RELAY
 
 #: Stream added TTFB at c=1 (paced and instant mock) in the last run before the issue
 #: (bench/results of BASELINE_DATE); only when the before arm was not run.
@@ -113,6 +114,7 @@ def _chat_vs_before(add: Add, results: dict[str, Any], name: str) -> None:
             None,
             info=True,
         )
+    _beyond_floor(add, results, name, ("chat", "c1"), "added_p50_ms", "added latency c=1 (OpenAI)")
 
 
 def _stream_ttfb(add: Add, results: dict[str, Any], name: str) -> None:
@@ -130,6 +132,14 @@ def _stream_ttfb(add: Add, results: dict[str, Any], name: str) -> None:
             if added is not None and ref > 0:
                 value = f"{added:.3f} of {ref:.3f} ms ({added / ref:.2f})"
             add(target, value, f"<= 0.5 of it (<= {ref / 2:.3f} ms)", _half(added, ref))
+            _beyond_floor(
+                add,
+                results,
+                name,
+                ("stream", key),
+                "added_ttfb_p50_ms",
+                f"stream added TTFB c=1 ({label} mock)",
+            )
         else:
             ref = BASELINE_STREAM_ADDED_TTFB_MS[key]
             add(
@@ -139,6 +149,27 @@ def _stream_ttfb(add: Add, results: dict[str, Any], name: str) -> None:
                 f"<= {ref / 2:.3f} ms",
                 _half(added, ref),
             )
+
+
+def _beyond_floor(
+    add: Add, results: dict[str, Any], name: str, where: tuple[str, str], key: str, what: str
+) -> None:
+    """A figure: ours and the before arm's added latency minus the relay's (bench/relay.py),
+    the part that is the gateway's code rather than one more process in the path."""
+    floor = _get(results, *where, RELAY, key)
+    ours = _get(results, *where, name, key)
+    ref = _get(results, *where, BEFORE, key)
+    if floor is None or ours is None or ref is None:
+        return
+    mine, theirs = ours - floor, ref - floor
+    ratio = f" (ratio {mine / theirs:.2f})" if mine > 0 and theirs > 0 else ""
+    add(
+        f"{what} beyond the relay floor ({floor:.3f} ms)",
+        f"ours {mine:.3f} ms vs before {theirs:.3f} ms{ratio}",
+        "",
+        None,
+        info=True,
+    )
 
 
 def _half(added: float | None, ref: float) -> bool | None:

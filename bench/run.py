@@ -1,7 +1,8 @@
 """`make bench`: llm-backends against direct calls and LiteLLM proxy, on this machine, one run.
 
     python -m bench.run [--quick] [--rounds N] [--duration S] [--only chat,stream,...]
-                        [--stub] [--no-setup] [--no-before] [--gateway-log-level LEVEL]
+                        [--stub] [--no-setup] [--no-before] [--no-relay]
+                        [--gateway-log-level LEVEL]
 
 Scenarios (`--only` takes any of them, comma-separated):
   chat     non-streaming chat, concurrency 1 and 32: req/s, p50/p99, added latency vs direct
@@ -21,7 +22,8 @@ Rounds are interleaved (direct, llm-backends, litellm, then again, starting one 
 round) and each figure is the median over rounds. Gateways run pinned to core 0; the mocks,
 the load generator and this orchestrator to core 1 (see bench/RESULTS.md). `chat` and `stream`
 also measure the code before issue #15 (`before`, bench/before.py), the reference of that
-issue's targets, in the same run.
+issue's targets, in the same run; chat c=1 and stream TTFB c=1 also a zero-logic TCP relay
+(`relay`, bench/relay.py), the floor any in-path process adds on this VM.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bench import before, embeddings_bench, fleet_bench, procs, report, targets, toolcall, workers
+from bench import relay as relay_arm
 from bench.profile import scenario_profile
 from bench.propagation import scenario_propagation
 from bench.targets import Gateway, Http, Mocks, Target
@@ -98,6 +101,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Plan]
         action="store_true",
         help=f"leave out {before.LABEL} (the issue #15 checks then use recorded figures)",
     )
+    p.add_argument("--no-relay", action="store_true", help=f"leave out the {relay_arm.LABEL}")
     p.add_argument(
         "--gateway-log-level",
         default=None,
@@ -251,14 +255,18 @@ def summarize_load(
 # -- scenarios ----------------------------------------------------------------------------
 
 
-def scenario_chat(plan: Plan, tgts: list[Target], xcore: Target) -> dict[str, Any]:
+def scenario_chat(
+    plan: Plan, tgts: list[Target], xcore: Target, relay: relay_arm.Arm | None = None
+) -> dict[str, Any]:
     """At c=1 a mock on the gateway's core is measured too: the cost of the topology alone
-    (two cross-core hops), which every gateway's added latency includes twice."""
+    (two cross-core hops), which every gateway's added latency includes twice; and the relay,
+    the cost of one more process in the path."""
     res: dict[str, Any] = {}
+    c1 = [*relay_arm.with_arm(tgts, relay.target() if relay else None), xcore]
     for conc in (1, 32):
         runs = interleaved(
             plan,
-            [*tgts, xcore] if conc == 1 else tgts,
+            c1 if conc == 1 else tgts,
             f"chat c={conc}",
             lambda t, c=conc: load(t, concurrency=c, duration=plan.duration, warmup=plan.warmup),
         )
@@ -283,10 +291,13 @@ def scenario_ollama(plan: Plan, tgts: list[Target]) -> dict[str, Any]:
     return res
 
 
-def scenario_stream(plan: Plan, paced: list[Target], instant: list[Target]) -> dict[str, Any]:
+def scenario_stream(
+    plan: Plan, paced: list[Target], instant: list[Target], relay: relay_arm.Arm | None = None
+) -> dict[str, Any]:
     """TTFB against the paced mock (does the gateway really stream?) and the instant one:
     between paced requests the gateway's core sits idle for ms, and waking an idle vCPU costs
-    this VM ~0.5 ms; the instant mock keeps it busy, so its TTFB is the gateway's own work."""
+    this VM ~0.5 ms; the instant mock keeps it busy, so its TTFB is the gateway's own work.
+    The relay (TTFB only) relays to the mock `direct` calls in each."""
 
     def streams(what: str, tgts: list[Target], concurrency: int, pacing: bool = False) -> Any:
         return interleaved(
@@ -304,8 +315,10 @@ def scenario_stream(plan: Plan, paced: list[Target], instant: list[Target]) -> d
             ),
         )
 
-    ttfb = streams("stream TTFB c=1", paced, 1, pacing=True)
-    ttfb_instant = streams("stream TTFB c=1 instant", instant, 1)
+    floor_paced = relay.target(paced=True) if relay else None
+    floor_instant = relay.target() if relay else None
+    ttfb = streams("stream TTFB c=1", relay_arm.with_arm(paced, floor_paced), 1, pacing=True)
+    ttfb_instant = streams("stream TTFB c=1 instant", relay_arm.with_arm(instant, floor_instant), 1)
     rps = streams("stream c=32", instant, 32)
     return {
         "ttfb_c1": summarize_load(ttfb, key="ttfb_p50_ms"),
@@ -469,10 +482,13 @@ class Setup:
     idle_rss: dict[str, float]
     #: The code before issue #15 (bench/before.py), in `chat` and `stream` only.
     before: before.Arm | None = None
+    #: The zero-logic relay (bench/relay.py), in `chat` c=1 and `stream` TTFB c=1 only.
+    relay: relay_arm.Arm | None = None
 
     def pids(self) -> list[int]:
         gws = [*self.gateways.values(), *([self.before.gateway] if self.before else [])]
-        return [g.pid for g in gws if g.child is not None and g.child.alive()]
+        pids = [g.pid for g in gws if g.child is not None and g.child.alive()]
+        return pids + (self.relay.pids() if self.relay else [])
 
 
 def start_gateways(
@@ -513,8 +529,12 @@ def start_gateways(
         ("portkey", args.no_portkey, targets.portkey_available, targets.portkey_gateway, 60),
     )
     arm = None
-    if not args.no_before and any(s in only for s in ("chat", "stream")):
-        arm = before.start(work, mocks, args.gateway_log_level, notes)
+    floor = None
+    if any(s in only for s in ("chat", "stream")):
+        if not args.no_before:
+            arm = before.start(work, mocks, args.gateway_log_level, notes)
+        if not args.no_relay:
+            floor = relay_arm.start(mocks, work / "logs", notes)
     for name, skipped, available, make, timeout in peers:
         if not skipped:
             _start_peer(
@@ -527,7 +547,7 @@ def start_gateways(
                 cold,
                 idle,
             )
-    return Setup(gateways, notes, llmb, ids, cold, idle, arm)
+    return Setup(gateways, notes, llmb, ids, cold, idle, arm, floor)
 
 
 def _start_peer(
@@ -616,7 +636,9 @@ def main(argv: list[str] | None = None) -> int:
         arm = setup.before.gateway.target("bench-paced") if setup.before else None
         guarded(
             "chat",
-            lambda: scenario_chat(plan, before.with_arm(tgts, arm), targets.xcore_target(mocks)),
+            lambda: scenario_chat(
+                plan, before.with_arm(tgts, arm), targets.xcore_target(mocks), setup.relay
+            ),
         )
         ollama = [t for t in tgts if t.ollama_model is not None]
         guarded("ollama", lambda: scenario_ollama(plan, ollama))
@@ -624,10 +646,14 @@ def main(argv: list[str] | None = None) -> int:
         paced = [targets.direct_paced_target(mocks)] + [g.target("bench-paced") for g in gws]
         guarded(
             "stream",
-            lambda: scenario_stream(plan, before.with_arm(paced, arm), before.with_arm(tgts, arm)),
+            lambda: scenario_stream(
+                plan, before.with_arm(paced, arm), before.with_arm(tgts, arm), setup.relay
+            ),
         )
         if setup.before is not None:
             setup.before.gateway.stop()  # in chat and stream only: no idle process on core 0
+        if setup.relay is not None:
+            setup.relay.stop()
         # Peak RSS after the loads (VmHWM covers the whole life of the process).
         results["resources"] = {
             name: {
@@ -671,6 +697,8 @@ def main(argv: list[str] | None = None) -> int:
                 setup.llmb.stop()
             if setup.before is not None:
                 setup.before.gateway.stop()
+            if setup.relay is not None:
+                setup.relay.stop()
         mocks.stop()
 
     doc = report.build(
@@ -681,6 +709,7 @@ def main(argv: list[str] | None = None) -> int:
         gateways=setup.gateways if setup else {},
         notes=setup.notes if setup else {},
         before_arm=setup.before if setup else None,
+        relay_arm=setup.relay if setup else None,
         setup_error=setup_error,
         elapsed_s=time.time() - t_start,
         mocks=mocks,
