@@ -18,6 +18,7 @@ from sqlalchemy import delete, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from llm_backends.app import create_app
+from llm_backends.serving import SERVER_OPTIONS
 from llm_backends.settings import Settings
 from llm_backends.store import migrate
 from llm_backends.store.db import create_engine, session_factory
@@ -138,7 +139,7 @@ def server_starter(database_url: str) -> Iterator[Callable[..., LiveServer]]:
 
     def start(**overrides: object) -> LiveServer:
         settings = make_settings(database_url, **overrides)
-        thread = ServerThread(create_app(settings)).start()
+        thread = ServerThread(create_app(settings), **SERVER_OPTIONS).start()
         started.append(thread)
         token = settings.admin_api_token.get_secret_value() if settings.admin_api_token else ""
         return LiveServer(url=thread.url, token=token, settings=settings, thread=thread)

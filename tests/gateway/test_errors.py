@@ -188,6 +188,34 @@ def test_bad_ollama_bodies_are_400_naming_the_field(
     assert ollama_error(response).startswith(message)
 
 
+BEYOND_64_BITS = 10**30
+
+
+@pytest.mark.parametrize("field", ["top_k", "seed"])
+def test_a_checked_integer_beyond_64_bits_is_400_naming_it(
+    gateway: GatewayServer, fake_ollama: FakeServer, field: str
+) -> None:
+    gateway.add(MODEL, "ollama", fake_ollama.url)
+    response = gateway.http().post(
+        "/v1/completions", json={"model": MODEL, "prompt": "hi", field: BEYOND_64_BITS}
+    )
+    assert response.status_code == 400
+    assert openai_error(response)["param"] == field
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_translated_integer_beyond_64_bits_is_400_naming_it(
+    gateway: GatewayServer, fake_openai: FakeServer, stream: bool
+) -> None:
+    """Ollama's options the gateway does not check are translated as they are; one that JSON
+    can hold but no backend can take is the client's error (400), not an internal one."""
+    gateway.add(MODEL, "openai", fake_openai.url)
+    body = {**CHAT, "stream": stream, "options": {"seed": BEYOND_64_BITS}}
+    response = gateway.http().post("/api/chat", json=body)
+    assert response.status_code == 400
+    assert ollama_error(response).startswith("seed: cannot be sent: Integer exceeds 64-bit")
+
+
 @pytest.mark.parametrize("path", ["/v1/chat/completions", "/api/chat"])
 @pytest.mark.parametrize("content", [b"{not json", b"[1, 2]", b""])
 def test_unparseable_bodies_are_400(gateway: GatewayServer, path: str, content: bytes) -> None:

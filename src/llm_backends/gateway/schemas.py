@@ -82,10 +82,11 @@ Messages = Annotated[
 Objects = list[dict[str, Any]]
 Penalty = Annotated[float, Field(ge=-2.0, le=2.0)]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
-Seed = Annotated[int, Integral]
+#: 64-bit, as vLLM bounds it (and orjson can encode).
+Seed = Annotated[int, Field(ge=-(2**63), le=2**63 - 1), Integral]
 Count = Annotated[int, Field(ge=1, le=128), Integral]
 TopLogprobs = Annotated[int, Field(ge=0, le=20), Integral]
-TopK = Annotated[int, Field(ge=-1), Integral]
+TopK = Annotated[int, Field(ge=-1, le=2**63 - 1), Integral]
 
 
 class StreamOptions(Body):

@@ -4,12 +4,29 @@ from __future__ import annotations
 
 import gc
 import socket
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, Final
 
 import uvicorn
 
 from llm_backends.serving.cut import AnswerCutRequests
+from llm_backends.serving.protocol import LeanHttpToolsProtocol
 from llm_backends.serving.server import DrainingServer
 from llm_backends.settings import Settings
+
+#: The uvicorn options `serve` runs with; the tests' live servers run with them too.
+SERVER_OPTIONS: Final[Mapping[str, Any]] = MappingProxyType(
+    {
+        "loop": "uvloop",
+        "http": LeanHttpToolsProtocol,
+        "access_log": False,
+        # Nothing reads the client's address, so X-Forwarded-For need not be parsed on
+        # every request (uvicorn's ProxyHeadersMiddleware: an extra layer per request).
+        "proxy_headers": False,
+        "server_header": False,
+    }
+)
 
 
 def run_server(
@@ -29,14 +46,8 @@ def run_server(
         AnswerCutRequests(app),
         host=host,
         port=port,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        # Nothing reads the client's address, so X-Forwarded-For need not be parsed on
-        # every request (uvicorn's ProxyHeadersMiddleware: an extra layer per request).
-        proxy_headers=False,
-        server_header=False,
         log_level=settings.log_level.lower(),
+        **SERVER_OPTIONS,
     )
     server = DrainingServer(
         config,

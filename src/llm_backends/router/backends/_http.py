@@ -198,6 +198,38 @@ def too_large(what: str, limit: int, config: BackendConfig, kind: str) -> LLMRou
     return invalid(f"{what} larger than {limit} bytes (max_backend_response_bytes)", config, kind)
 
 
+def encode_body(payload: dict[str, Any], config: BackendConfig, kind: str) -> bytes:
+    """The request body as JSON. What JSON can carry but the backend cannot (an integer
+    beyond 64 bits, in a field the gateway passes on unchecked) is the client's error,
+    named by its field, not a crash."""
+    try:
+        return orjson.dumps(payload)
+    except orjson.JSONEncodeError as error:
+        where = _unencodable(payload) or "request body"
+        refused = fail(BackendRequestError, f"{where}: cannot be sent: {error}", config, kind)
+        refused.param = where  # type: ignore[attr-defined]  # OpenAI's `param`, for the gateway
+        raise refused from None
+
+
+def _unencodable(value: object, path: str = "") -> str | None:
+    """The dotted path of the first value orjson refuses, or None."""
+    if isinstance(value, dict):
+        items: Any = value.items()
+    elif isinstance(value, list | tuple):
+        items = enumerate(value)
+    else:
+        try:
+            orjson.dumps(value)
+        except orjson.JSONEncodeError:
+            return path
+        return None
+    for key, item in items:
+        found = _unencodable(item, f"{path}.{key}" if path else str(key))
+        if found is not None:
+            return found
+    return None
+
+
 async def answer_error(response: Response, config: BackendConfig, kind: str) -> LLMRouterError:
     """The router error of a non-200 answer: from its status, the message at the start of
     its body (only that is read, whatever the body's size) and its Retry-After."""
@@ -234,7 +266,7 @@ async def post_json(
 
     A body over `max_bytes` is refused (unread past the limit, the connection is dropped).
     """
-    data = orjson.dumps(payload)
+    data = encode_body(payload, config, kind)
     try:
         response = await client.request(
             b"POST",
@@ -278,7 +310,7 @@ async def stream_lines(
     early (the consumer went away) closes the connection: the server sees the disconnect and
     stops.
     """
-    data = orjson.dumps(payload)
+    data = encode_body(payload, config, kind)
     try:
         response = await client.request(
             b"POST",
