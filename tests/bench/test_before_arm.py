@@ -3,6 +3,7 @@ load), the table's column, and that the arm really imports the old code."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -126,7 +127,15 @@ def test_the_arm_is_interleaved_right_after_todays_gateway() -> None:
     assert args.no_before
 
 
+def _has_commit(commit: str) -> bool:
+    found = subprocess.run(
+        ["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=procs.ROOT, capture_output=True
+    )
+    return found.returncode == 0
+
+
 @pytest.mark.skipif(targets.llm_backends_cli() is None, reason="needs .venv (make install)")
+@pytest.mark.skipif(not _has_commit(before.COMMIT), reason="a shallow clone lacks the commit")
 def test_the_arm_imports_the_old_code_not_the_editable_install(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
