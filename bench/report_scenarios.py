@@ -1,9 +1,10 @@
 """The later scenarios' part of the report (tools, embeddings, workers, fleet, propagation):
 their checks, their lines under the printed table and their sections of RESULTS.md.
 
-Kept apart from bench/report.py so that file stays readable; report.py calls the three public
-functions here. Every function takes the run's `results` as bench/run.py records them and
-tolerates a scenario that was not run (or failed): it then says nothing about it.
+Kept apart from bench/report.py so that file stays readable; report.py calls `checks`,
+bench/report_md.py the other public functions here. Every function takes the run's `results` as
+bench/run.py records them and tolerates a scenario that was not run (or failed): it then says
+nothing about it.
 """
 
 from __future__ import annotations

@@ -34,52 +34,29 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from bench import before, embeddings_bench, fleet_bench, procs, report, targets, toolcall, workers
+from bench import (
+    before,
+    embeddings_bench,
+    fleet_bench,
+    procs,
+    report,
+    report_md,
+    targets,
+    toolcall,
+    workers,
+)
 from bench import relay as relay_arm
+from bench.arms import Setup, scenario_startup, start_gateways
+from bench.plan import SCENARIOS, Plan, log
 from bench.profile import scenario_profile
 from bench.propagation import scenario_propagation
-from bench.targets import Gateway, Http, Mocks, Target
-
-SCENARIOS = (
-    "startup",
-    "chat",
-    "stream",
-    "auto",
-    "admin",
-    "library",
-    "ollama",
-    "tools",
-    "embeddings",
-    "workers",
-    "fleet",
-    "propagation",
-    "profile",
-)
-
-#: Which API a load run speaks: OpenAI's `POST /v1/chat/completions` or Ollama's `/api/chat`.
-Api = Literal["openai", "ollama"]
-
-
-@dataclass
-class Plan:
-    rounds: int
-    duration: float
-    warmup: float
-    cold_rounds: int
-    admin_switches: int
-    lib_calls: int
-    lib_blocks: int
-    only: tuple[str, ...]
-    quick: bool
-    #: Waits until every running gateway is idle; called before each measurement.
-    settle: Callable[[], float] = lambda: 0.0
+from bench.rounds import interleaved, load, summarize_load
+from bench.scenarios import scenario_admin, scenario_auto, scenario_library
+from bench.targets import Target
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Plan]:
@@ -129,10 +106,6 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Plan]
     return args, plan
 
 
-def log(msg: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
 # -- set-up -------------------------------------------------------------------------------
 
 
@@ -168,91 +141,7 @@ def fresh_work_dir() -> Path:
     return work
 
 
-# -- the load generator -------------------------------------------------------------------
-
-
-def load(
-    target: Target,
-    *,
-    concurrency: int,
-    duration: float,
-    warmup: float,
-    stream: bool = False,
-    paced: bool = False,
-    engine: str = "auto",
-    api: Api = "openai",
-) -> dict[str, Any]:
-    """One closed-loop run of bench.load on the client core."""
-    import json
-
-    url, body = _request(target, api, paced)
-    argv = procs.load_argv(
-        url,
-        json.dumps(body),
-        concurrency=concurrency,
-        duration=duration,
-        warmup=warmup,
-        engine=engine,
-        stream=stream,
-        extra=target.header_args(paced),
-    )
-    return procs.run_json(argv, cpus=procs.CLIENT_CPU, timeout=duration + warmup + 90)
-
-
-def _request(target: Target, api: Api, paced: bool) -> tuple[str, dict[str, Any]]:
-    """URL and JSON body of one load run's requests."""
-    if api == "ollama":
-        if target.ollama_model is None:
-            raise ValueError(f"{target.name} serves no Ollama API")
-        return target.ollama_url, targets.ollama_chat_body(target.ollama_model)
-    model = target.paced_model if paced else target.chat_model
-    return target.chat_url, targets.chat_body(model)
-
-
-def interleaved(
-    plan: Plan, tgts: list[Target], what: str, run_one: Any
-) -> dict[str, list[dict[str, Any]]]:
-    """`run_one(target)` for each target, `rounds` times, rotating the starting target."""
-    out: dict[str, list[dict[str, Any]]] = {t.name: [] for t in tgts}
-    rounds = plan.rounds
-    for r in range(rounds):
-        order = tgts[r % len(tgts) :] + tgts[: r % len(tgts)]
-        for t in order:
-            plan.settle()
-            try:
-                res = run_one(t)
-            except (RuntimeError, OSError, ValueError, subprocess.TimeoutExpired) as error:
-                # One failed run (a crashed gateway, say) must not sink the whole benchmark.
-                res = {"rps": None, "errors": 1, "failed": str(error)[-400:]}
-            out[t.name].append(res)
-            log(f"{what} round {r + 1}/{rounds} {t.name}: {report.brief(res)}")
-    return out
-
-
-def summarize_load(
-    runs: dict[str, list[dict[str, Any]]], ref: str = "direct", key: str = "p50_ms"
-) -> dict[str, dict[str, Any]]:
-    """Medians over rounds, plus the added latency vs `ref` paired round by round."""
-    out: dict[str, dict[str, Any]] = {}
-    for name, rs in runs.items():
-        s: dict[str, Any] = {"rounds": rs}
-        for metric in ("rps", "p50_ms", "p99_ms", "mean_ms", "ttfb_p50_ms", "ttfb_p99_ms"):
-            vals = [r[metric] for r in rs if r.get(metric) is not None]
-            s[metric] = round(statistics.median(vals), 4) if vals else None
-        s["errors"] = sum(int(r.get("errors", 0)) for r in rs)
-        s["requests"] = sum(int(r.get("requests", 0)) for r in rs)
-        if name != ref and ref in runs:
-            diffs = [
-                a[key] - b[key]
-                for a, b in zip(rs, runs[ref], strict=False)
-                if a.get(key) is not None and b.get(key) is not None
-            ]
-            s["added_" + key] = round(statistics.median(diffs), 4) if diffs else None
-        out[name] = s
-    return out
-
-
-# -- scenarios ----------------------------------------------------------------------------
+# -- load scenarios (all gateways side by side; the others: bench/scenarios.py) ------------
 
 
 def scenario_chat(
@@ -327,266 +216,7 @@ def scenario_stream(
     }
 
 
-def scenario_auto(gw: Gateway, mocks: Mocks, requests: int = 10) -> dict[str, Any]:
-    """Sequential requests to `auto` configs whose MLX endpoint is down; all fall back."""
-    out: dict[str, Any] = {}
-    baseline = _sequential(gw, "bench-ollama", requests)
-    out["ollama_baseline"] = baseline
-    for case, model in (
-        ("closed_port", "bench-auto-closed"),
-        ("accept_then_hang", "bench-auto-hang"),
-    ):
-        out[case] = _sequential(gw, model, requests)
-        log(f"auto {case}: {out[case]['latencies_ms']}")
-    return out
-
-
-def _sequential(gw: Gateway, model: str, n: int) -> dict[str, Any]:
-    client = Http(gw.port, timeout=60)
-    lat: list[float] = []
-    statuses: list[int] = []
-    try:
-        for _ in range(n):
-            r = client.request("POST", targets.CHAT_PATH, targets.chat_body(model), gw.headers)
-            lat.append(round(r.seconds * 1000, 3))
-            statuses.append(r.status)
-    finally:
-        client.close()
-    following = lat[1:] or lat
-    return {
-        "latencies_ms": lat,
-        "statuses": statuses,
-        "first_ms": lat[0] if lat else None,
-        "following_median_ms": round(statistics.median(following), 3) if following else None,
-        "slow_requests": sum(1 for v in lat if v > 100),
-        "max_ms": max(lat) if lat else None,
-        "all_ok": all(s == 200 for s in statuses),
-    }
-
-
-def scenario_admin(
-    gw: Gateway, mocks: Mocks, ids: dict[str, int], switches: int, limit_s: float = 75.0
-) -> dict[str, Any]:
-    """PUT the endpoint of `bench-switch` to the other mock; poll chat until it answers so."""
-    admin = Http(gw.port)
-    probe = Http(gw.port)
-    auth = {"Authorization": f"Bearer {targets.admin_token(gw)}"}
-    bid = ids["bench-switch"]
-    texts = {mocks.main.url: report.MOCK_TEXT, mocks.other.url: targets.OTHER_TEXT}
-    samples: list[dict[str, Any]] = []
-    current = mocks.main.url
-    try:
-        for _ in range(switches):
-            new = mocks.other.url if current == mocks.main.url else mocks.main.url
-            # Make sure the old route is in use (and cached) before the change.
-            _answer(probe, gw, "bench-switch")
-            t0 = time.perf_counter()
-            put = admin.request("PUT", f"/api/llm-backends/{bid}", {"endpoint_url": new}, auth)
-            t_put = time.perf_counter()
-            if put.status != 200:
-                raise RuntimeError(f"PUT answered {put.status}: {put.body[:200]!r}")
-            polls, seen = 0, None
-            while time.perf_counter() - t0 < limit_s:
-                polls += 1
-                if _answer(probe, gw, "bench-switch") == texts[new]:
-                    seen = time.perf_counter()
-                    break
-            samples.append(
-                {
-                    "from_put_sent_ms": round((seen - t0) * 1000, 2) if seen else None,
-                    "after_put_returned_ms": round((seen - t_put) * 1000, 2) if seen else None,
-                    "put_ms": round((t_put - t0) * 1000, 2),
-                    "polls": polls,
-                }
-            )
-            log(f"admin change: {samples[-1]}")
-            current = new
-    finally:
-        admin.close()
-        probe.close()
-    seen_all = [s["from_put_sent_ms"] for s in samples if s["from_put_sent_ms"] is not None]
-    return {
-        "samples": samples,
-        "median_ms": round(statistics.median(seen_all), 2)
-        if len(seen_all) == len(samples)
-        else None,
-        "limit_s": limit_s,
-    }
-
-
-def _answer(client: Http, gw: Gateway, model: str) -> str | None:
-    r = client.request("POST", targets.CHAT_PATH, targets.chat_body(model), gw.headers)
-    if r.status != 200:
-        return None
-    try:
-        return str(r.json()["choices"][0]["message"]["content"])
-    except (TypeError, KeyError, IndexError):
-        return None
-
-
-def scenario_library(plan: Plan, gw: Gateway | None, mocks: Mocks) -> dict[str, Any]:
-    """bench.library_bench in its own process on the gateway core (the gateway sits idle)."""
-    out: dict[str, Any] = {}
-    admin = (
-        ["--admin-url", f"http://127.0.0.1:{gw.port}", "--admin-token", targets.admin_token(gw)]
-        if gw is not None
-        else []
-    )
-    for backend, model in (("openai", "bench-lib"), ("ollama", "bench-lib-ollama")):
-        # "default": what an application that calls get_llm_router() gets without touching
-        # logging (llm-backends' INFO JSON lines); "warning": LOG_LEVEL=WARNING, the floor.
-        for mode, level in (("default", ""), ("warning", "WARNING")):
-            with tempfile.TemporaryDirectory() as tmp:
-                result_path = Path(tmp) / "result.json"
-                argv = [
-                    procs.PYTHON,
-                    "-m",
-                    "bench.library_bench",
-                    "--mock-url",
-                    mocks.main.url,
-                    "--backend",
-                    backend,
-                    "--model",
-                    model,
-                    "--calls",
-                    str(plan.lib_calls),
-                    "--blocks",
-                    str(plan.lib_blocks),
-                    "--json-out",
-                    str(result_path),
-                    *admin,
-                ]
-                if level:
-                    argv += ["--log-level", level]
-                key = f"{backend}/logs-{mode}"
-                out[key] = procs.run_json(
-                    argv, cpus=procs.GATEWAY_CPU, timeout=300, result_path=result_path
-                )
-            log(
-                f"library {key}: router +{out[key]['overhead_cpu_us']} µs CPU, "
-                f"+{out[key]['overhead_wall_us']} µs wall per call"
-            )
-    return out
-
-
 # -- orchestration ------------------------------------------------------------------------
-
-
-@dataclass
-class Setup:
-    gateways: dict[str, Gateway]
-    notes: dict[str, str]
-    llmb: Gateway | None
-    llmb_ids: dict[str, int]
-    cold: dict[str, list[float]]
-    idle_rss: dict[str, float]
-    #: The code before issue #15 (bench/before.py), in `chat` and `stream` only.
-    before: before.Arm | None = None
-    #: The zero-logic relay (bench/relay.py), in `chat` c=1 and `stream` TTFB c=1 only.
-    relay: relay_arm.Arm | None = None
-
-    def pids(self) -> list[int]:
-        gws = [*self.gateways.values(), *([self.before.gateway] if self.before else [])]
-        pids = [g.pid for g in gws if g.child is not None and g.child.alive()]
-        return pids + (self.relay.pids() if self.relay else [])
-
-
-def start_gateways(
-    args: argparse.Namespace, work: Path, mocks: Mocks, only: tuple[str, ...] = SCENARIOS
-) -> Setup:
-    gateways: dict[str, Gateway] = {}
-    notes: dict[str, str] = {}
-    cold: dict[str, list[float]] = {}
-    idle: dict[str, float] = {}
-    llmb: Gateway | None = None
-    ids: dict[str, int] = {}
-
-    if args.stub or targets.llm_backends_cli() is not None:
-        gw = targets.llm_backends_gateway(
-            work, mocks.main.url, stub=args.stub, log_level=args.gateway_log_level
-        )
-        try:
-            gw.start_until_health(60)
-            ids = targets.create_configs(gw, targets.llm_backends_configs(mocks))
-            llmb = gw
-            if targets.chat_ok(gw.port, gw.chat_model, gw.headers):
-                gateways[gw.name] = gw
-                idle[gw.name] = round(procs.rss_mb(gw.pid), 1)
-            else:
-                notes[gw.name] = (
-                    "server and Admin API up, but the gateway does not answer "
-                    f"POST {targets.CHAT_PATH} with 200 yet"
-                )
-        except (RuntimeError, TimeoutError, OSError) as error:
-            notes[gw.name] = f"could not start: {str(error)[-600:]}"
-            gw.stop()
-            llmb = None
-    else:
-        notes["llm-backends"] = ".venv/bin/llm-backends not found (make install)"
-
-    peers = (
-        ("litellm", args.no_litellm, targets.litellm_available, targets.litellm_gateway, 120),
-        ("portkey", args.no_portkey, targets.portkey_available, targets.portkey_gateway, 60),
-    )
-    arm = None
-    floor = None
-    if any(s in only for s in ("chat", "stream")):
-        if not args.no_before:
-            arm = before.start(work, mocks, args.gateway_log_level, notes)
-        if not args.no_relay:
-            floor = relay_arm.start(mocks, work / "logs", notes)
-    for name, skipped, available, make, timeout in peers:
-        if not skipped:
-            _start_peer(
-                name,
-                available(),
-                lambda m=make: m(work, mocks),
-                timeout,
-                gateways,
-                notes,
-                cold,
-                idle,
-            )
-    return Setup(gateways, notes, llmb, ids, cold, idle, arm, floor)
-
-
-def _start_peer(
-    name: str,
-    unavailable: str | None,
-    make: Callable[[], Gateway],
-    timeout: float,
-    gateways: dict[str, Gateway],
-    notes: dict[str, str],
-    cold: dict[str, list[float]],
-    idle: dict[str, float],
-) -> None:
-    """Start a peer gateway (LiteLLM, Portkey): its first start is its first cold start; a
-    peer that is not installed or does not start is a note, not a failed run."""
-    if unavailable is not None:
-        notes[name] = unavailable
-        return
-    gw = make()
-    try:
-        cold.setdefault(gw.name, []).append(round(gw.start_until_chat(timeout), 3))
-        gateways[gw.name] = gw
-        idle[gw.name] = round(procs.rss_mb(gw.pid), 1)
-    except (RuntimeError, TimeoutError, OSError) as error:
-        notes[name] = f"could not start: {str(error)[-600:]}"
-        gw.stop()
-
-
-def scenario_startup(plan: Plan, setup: Setup) -> None:
-    """Restart each gateway `cold_rounds` times (interleaved); the last one stays up."""
-    for r in range(plan.cold_rounds):
-        for name, gw in setup.gateways.items():
-            if name in ("litellm", "portkey") and r == 0 and setup.cold.get(name):
-                continue  # its first start already was a cold start
-            gw.stop()
-            plan.settle()
-            secs = gw.start_until_chat(120)
-            setup.cold.setdefault(name, []).append(round(secs, 3))
-            setup.idle_rss[name] = round(procs.rss_mb(gw.pid), 1)
-            log(f"cold start {name}: {secs:.3f} s")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -716,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
         loadavg=(load_start, os.getloadavg()),
     )
     report.write(doc, Path(args.out), Path(args.markdown))
-    print(report.table(doc))
+    print(report_md.table(doc))
     log(f"wrote {args.out} and {args.markdown} in {time.time() - t_start:.0f} s")
     return 0
 

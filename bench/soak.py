@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from bench import procs, targets
-from bench.run import fresh_work_dir, log
+from bench.plan import log
+from bench.run import fresh_work_dir
 
 
 class RssSampler:

@@ -48,7 +48,7 @@ def scenario_workers(
     mocks: targets.Mocks,
     load: Callable[..., dict[str, Any]],
 ) -> dict[str, Any]:
-    """`load` is bench.run.load (one closed-loop run); rounds alternate 1 and 2 workers."""
+    """`load` is bench.rounds.load (one closed-loop run); rounds alternate 1 and 2 workers."""
     hz = os.sysconf("SC_CLK_TCK")
     gateways = [(n, _start(work, mocks, n, cpus)) for n, cpus in LAYOUTS]
     runs: dict[int, list[dict[str, Any]]] = {n: [] for n, _ in LAYOUTS}

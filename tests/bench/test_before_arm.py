@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bench import before, procs, report, report_perf, run, targets
+from bench import before, procs, report, report_md, report_perf, run, targets
 from bench.targets import Target
 
 
@@ -108,7 +108,7 @@ def test_the_table_has_a_before_column_and_info_lines_without_a_bound() -> None:
     theirs = {"added_p50_ms": 0.2, "rps": 5000.0, "added_ttfb_p50_ms": 0.5, "stream_rps": 1000.0}
     results = _results(OURS, theirs)
     doc = {"results": results, "checks": report.checks(results)}
-    text = report.table(doc)
+    text = report_md.table(doc)
     header = text.splitlines()[0].split()
     assert header == ["direct", "llm-backends", before.NAME]
     info = [line for line in text.splitlines() if line.startswith("  [info]")]

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from bench import before, procs, relay, report, report_perf, run, targets
+from bench import before, procs, relay, report, report_md, report_perf, run, targets
+from bench.plan import Plan
 from bench.targets import Target
 
 # -- the figures ------------------------------------------------------------------------------
@@ -80,7 +81,7 @@ def test_no_floor_line_without_the_before_arm() -> None:
 def test_the_table_shows_the_relay_column_next_to_direct_and_the_info_lines() -> None:
     results = _results()
     doc = {"results": results, "checks": report.checks(results)}
-    text = report.table(doc)
+    text = report_md.table(doc)
     assert text.splitlines()[0].split() == ["direct", "llm-backends", before.NAME, relay.NAME]
     info = [line for line in text.splitlines() if "beyond the relay floor" in line]
     assert len(info) == 3 and all(line.startswith("  [info]") for line in info)
@@ -122,7 +123,7 @@ def fake_load(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int, int, bool
     return calls
 
 
-def _plan(rounds: int) -> run.Plan:
+def _plan(rounds: int) -> Plan:
     _, plan = run.parse_args(["--rounds", str(rounds), "--only", "chat,stream"])
     return plan
 
