@@ -17,6 +17,7 @@ from typing import Any
 
 from bench import before, procs, relay, report_md, report_scenarios, targets
 from bench.mock_backend import DEFAULT_TEXT
+from bench.nested import get as _get
 from bench.report_perf import performance_checks
 
 MOCK_TEXT = DEFAULT_TEXT
@@ -110,14 +111,6 @@ def versions(gateways: dict[str, targets.Gateway]) -> dict[str, str]:
 
 
 # -- checks against the targets -----------------------------------------------------
-
-
-def _get(d: dict[str, Any] | None, *path: str) -> Any:
-    for key in path:
-        if not isinstance(d, dict):
-            return None
-        d = d.get(key)
-    return d
 
 
 def checks(results: dict[str, Any]) -> list[dict[str, Any]]:

@@ -6,14 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bench import procs, relay, report_scenarios
-
-
-def _get(d: Any, *path: str) -> Any:
-    for key in path:
-        if not isinstance(d, dict):
-            return None
-        d = d.get(key)
-    return d
+from bench.nested import get as _get
 
 
 def short(text: str) -> str:

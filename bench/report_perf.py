@@ -13,6 +13,7 @@ from typing import Any
 
 from bench.before import COMMIT as BEFORE_COMMIT
 from bench.before import NAME as BEFORE
+from bench.nested import get as _get
 from bench.relay import NAME as RELAY
 
 #: Stream added TTFB at c=1 (paced and instant mock) in the last run before the issue
@@ -21,14 +22,6 @@ BASELINE_STREAM_ADDED_TTFB_MS = {"ttfb_c1": 0.912, "ttfb_c1_instant": 0.448}
 BASELINE_DATE = "2026-11-26"
 
 Add = Callable[..., None]
-
-
-def _get(d: Any, *path: str) -> Any:
-    for key in path:
-        if not isinstance(d, dict):
-            return None
-        d = d.get(key)
-    return d
 
 
 def performance_checks(results: dict[str, Any], name: str) -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from bench.nested import get as _get
 from bench.report_profile import md_profile
 
 #: The single-server text path before the fleet, fidelity and cluster work: llm-backends'
@@ -24,14 +25,6 @@ NOISE = 0.10
 #: Issue #12: a change through one process is served by the others within 1 s.
 PROPAGATION_BOUND_MS = 1000.0
 LLMB = ("llm-backends", "llm-backends (stub)")
-
-
-def _get(d: Any, *path: str) -> Any:
-    for key in path:
-        if not isinstance(d, dict):
-            return None
-        d = d.get(key)
-    return d
 
 
 def _ms(v: Any, digits: int = 3) -> str:

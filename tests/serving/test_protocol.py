@@ -69,15 +69,22 @@ class RecordingTransport(asyncio.Transport):
         pass
 
 
-async def run_one(app: Any, request: bytes = REQUEST) -> RecordingTransport:
-    """Feed `request` to a fresh protocol and wait until its answer is complete."""
-    loop = asyncio.get_running_loop()
+def connect(
+    app: Any, request: bytes
+) -> tuple[LeanHttpToolsProtocol, RecordingTransport, ServerState]:
+    """A fresh protocol on a recording transport, fed `request`."""
     config = uvicorn.Config(app, log_level="warning", **SERVER_OPTIONS)
     state = ServerState()
-    protocol = LeanHttpToolsProtocol(config, state, {}, _loop=loop)
+    protocol = LeanHttpToolsProtocol(config, state, {}, _loop=asyncio.get_running_loop())
     transport = RecordingTransport()
     protocol.connection_made(transport)
     protocol.data_received(request)
+    return protocol, transport, state
+
+
+async def run_one(app: Any, request: bytes = REQUEST) -> RecordingTransport:
+    """Feed `request` to a fresh protocol and wait until its answer is complete."""
+    protocol, transport, state = connect(app, request)
     await asyncio.gather(*state.tasks)
     await asyncio.sleep(0)  # let a pending head flush run, if one was scheduled
     protocol.connection_lost(None)
@@ -111,13 +118,7 @@ async def test_a_head_without_a_body_goes_out_at_the_loops_turn() -> None:
         await release.wait()
         await send({"type": "http.response.body", "body": b"late"})
 
-    loop = asyncio.get_running_loop()
-    config = uvicorn.Config(long_poll, log_level="warning", **SERVER_OPTIONS)
-    state = ServerState()
-    protocol = LeanHttpToolsProtocol(config, state, {}, _loop=loop)
-    transport = RecordingTransport()
-    protocol.connection_made(transport)
-    protocol.data_received(REQUEST)
+    protocol, transport, state = connect(long_poll, REQUEST)
     for _ in range(3):  # loop turns, not time: the head is written at the end of the first
         if transport.writes:
             break
