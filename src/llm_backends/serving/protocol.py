@@ -126,9 +126,9 @@ class LeanCycle(RequestResponseCycle):
             content.extend((name, b": ", value, b"\r\n"))
         # Names may hold no separator and values no control character but tab: checked over
         # the whole block at once (a tab cannot hide a name's fault: tab is invalid in names).
-        if HEADER_RE.search(b"".join(name for name, _ in headers)):
+        if HEADER_RE.search(b"".join([name for name, _ in headers])):
             raise RuntimeError("Invalid HTTP header name.")
-        if HEADER_VALUE_RE.search(b"\t".join(value for _, value in headers)):
+        if HEADER_VALUE_RE.search(b"\t".join([value for _, value in headers])):
             raise RuntimeError("Invalid HTTP header value.")
         if not self.keep_alive and not has_connection_close:
             content.append(b"connection: close\r\n")
