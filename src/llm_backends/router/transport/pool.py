@@ -98,7 +98,7 @@ class Response:
 
     @property
     def content_length(self) -> int | None:
-        return self._conn.content_length()
+        return self._conn.content_length
 
     def _until(self) -> float | None:
         if self._deadline is not None:
