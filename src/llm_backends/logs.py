@@ -268,11 +268,12 @@ def _json_bound_logger(level_number: int) -> type[Any]:
     if level_number > logging.INFO:
         return base
     merge = structlog.contextvars.merge_contextvars
+    chain = [merge, capture]  # the processors of the JSON chain (compared, not rebuilt)
 
     class JsonBoundLogger(base):  # type: ignore[misc, valid-type]
         def info(self, event: str, *args: Any, **kw: Any) -> Any:
             procs = self._processors
-            if args or self._context or procs != [merge, capture]:
+            if args or self._context or procs != chain:
                 return base.info(self, event, *args, **kw)
             kw["event"] = event
             kw = merge(None, "info", kw)
@@ -308,12 +309,10 @@ def configure_logging(
     flush_interval: float = 0.2,
     stdlib: bool = True,
     stream: BinaryIO | None = None,
-    drain_batch: int = DRAIN_BATCH,
 ) -> None:
     """Configure structlog (and, with `stdlib`, the root stdlib logger) for this process.
 
-    JSON lines go to `stream` (default: stdout, buffered as the module docstring says);
-    `drain_batch`: see `JsonLines`.
+    JSON lines go to `stream` (default: stdout, buffered as the module docstring says).
     """
     level_number = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
     if stdlib:
@@ -329,7 +328,7 @@ def configure_logging(
         if stream is None:
             stream = _own_stdout() if flush_interval > 0 else sys.stdout.buffer
         processors: list[Any] = [structlog.contextvars.merge_contextvars, capture]
-        factory = JsonLines(stream, flush_interval, drain_batch)
+        factory = JsonLines(stream, flush_interval)
     else:
         processors = [
             structlog.contextvars.merge_contextvars,
