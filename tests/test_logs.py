@@ -13,11 +13,12 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import structlog
 
-from llm_backends.logs import JsonLines, configure_logging
+from llm_backends.logs import DRAIN_BATCH, DRAIN_DELAY, JsonLines, configure_logging
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 
@@ -123,19 +124,65 @@ def test_an_exception_is_rendered_with_its_traceback(raw: RecordingRaw) -> None:
     assert "ValueError: bad value" in str(line["exception"])
 
 
-async def test_in_a_loop_a_line_is_rendered_after_the_current_step_in_order(
+async def test_in_a_loop_a_full_batch_is_rendered_after_the_current_step_in_order(
     raw: RecordingRaw,
 ) -> None:
     log = structlog.get_logger("t")
-    log.info("first")
-    log.info("second")
+    for n in range(DRAIN_BATCH):
+        log.info("line", n=n)
     factory = structlog.get_config()["logger_factory"]
     assert isinstance(factory, JsonLines)
     factory.flush()
     assert raw.writes == []  # queued: nothing rendered before this step yields
-    await asyncio.sleep(0)  # one loop iteration: the drain callback runs
+    await asyncio.sleep(0)  # one loop iteration: the batch's drain callback runs
+    factory.flush()
+    assert [line["n"] for line in raw.lines()] == list(range(DRAIN_BATCH))
+
+
+async def test_in_a_loop_fewer_lines_are_rendered_by_one_timer_in_order(
+    raw: RecordingRaw, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lines short of a batch wait for one timer, armed by the first of them, DRAIN_DELAY
+    seconds ahead (recorded here, and fired by hand: no waiting in the test)."""
+    loop = asyncio.get_running_loop()
+    timers: list[tuple[float, Any, tuple[Any, ...]]] = []
+
+    def record(delay: float, callback: Any, *args: Any) -> None:
+        timers.append((delay, callback, args))
+
+    monkeypatch.setattr(loop, "call_later", record)
+    log = structlog.get_logger("t")
+    log.info("first")
+    await asyncio.sleep(0)
+    log.info("second")
+    await asyncio.sleep(0)
+    factory = structlog.get_config()["logger_factory"]
+    assert isinstance(factory, JsonLines)
+    factory.flush()
+    assert raw.writes == []  # both still queued, after the steps that logged them
+    assert [delay for delay, _, _ in timers] == [DRAIN_DELAY]
+    _, fire, args = timers[0]
+    fire(*args)
     factory.flush()
     assert [line["event"] for line in raw.lines()] == ["first", "second"]
+
+
+def test_a_line_logged_after_a_loop_ended_is_written_at_once(raw: RecordingRaw) -> None:
+    """The timer armed in a loop that has ended never fires: a line logged outside any loop
+    afterwards is still rendered at once, after the lines that loop left queued."""
+    log = structlog.get_logger("t")
+
+    async def in_a_loop() -> None:
+        log.info("in_the_loop")
+
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(in_a_loop())
+    loop.close()
+    log.info("after_the_loop")
+    factory = structlog.get_config()["logger_factory"]
+    assert isinstance(factory, JsonLines)
+    factory.flush()
+    assert [line["event"] for line in raw.lines()] == ["in_the_loop", "after_the_loop"]
 
 
 async def test_a_warning_writes_what_is_queued_before_it_and_flushes(raw: RecordingRaw) -> None:

@@ -7,7 +7,7 @@ tuple. `auto` is the one multi-step policy: MLX at the config's endpoint, then O
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from llm_backends.router.backends import AUTO
@@ -44,10 +44,12 @@ class Attempt:
 
     kind: str
     config: BackendConfig
+    #: The config's endpoint_url: a field, not a property, because a request reads it several
+    #: times (breaker, log line, stats, Result).
+    endpoint: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def endpoint(self) -> str:
-        return self.config.endpoint_url
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "endpoint", self.config.endpoint_url)
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,9 +64,14 @@ class RequestFlow:
         if route.fleet is not None:
             return await self._complete_fleet(model, route, request)
         scope = self._scope()
-        log.debug("llm_request_started", model=model, backend_type=route.config.backend_type)
+        # bind(): the proxy's cheap path to its logger (see outcomes.finish).
+        log.bind().debug("llm_request_started", model=model, backend_type=route.config.backend_type)
         started = time.perf_counter()
-        attempts = self._attempts(model, route, request, stream=False, started=started)
+        attempts = (
+            self._attempts(model, route, request, stream=False, started=started)
+            if request.rich
+            else route.attempts  # plain text: every attempt can answer (no call to decide)
+        )
         last = len(attempts) - 1
         first_error: LLMRouterError | None = None
         for index, attempt in enumerate(attempts):

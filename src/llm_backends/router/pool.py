@@ -12,6 +12,7 @@ and closes them there, so scripts that never call `close()` exit cleanly.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Awaitable, Callable
 
 import aiohttp
@@ -34,6 +35,8 @@ class LoopScope:
         on_loop_end: Callable[[], Awaitable[object]],
     ) -> None:
         self.loop = loop
+        #: The thread running `loop` (a scope is made inside its loop).
+        self.thread = threading.get_ident()
         self.connect_timeout = connect_timeout
         self.max_response_bytes = max_response_bytes
         connector = aiohttp.TCPConnector(

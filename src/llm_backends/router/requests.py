@@ -64,6 +64,28 @@ def stop_list(stop: Stop) -> list[str] | None:
     return list(stop) or None
 
 
+def prompt_request(
+    prompt: str,
+    temperature: float | None,
+    max_tokens: int | None,
+    system: str | None,
+    stop: Stop,
+    features: dict[str, Any],
+) -> CompletionRequest:
+    """The request of a prompt (`generate`'s arguments). A plain one is built here, with no
+    keyword call to `build_request` (~0.3 µs of every library call)."""
+    if stop is None and not features:
+        return CompletionRequest(prompt, None, system, temperature, max_tokens, None)
+    return build_request(
+        prompt=prompt,
+        temperature=temperature,
+        max_tokens=max_tokens,
+        system=system,
+        stop=stop,
+        **features,
+    )
+
+
 def build_request(
     *,
     prompt: str | None = None,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from llm_backends.router.backends import _fanout, _http
@@ -42,16 +42,17 @@ class Backend(ABC):
         #: The largest body (or stream line) read from the server; more is an invalid answer.
         self.max_response_bytes = max_response_bytes
 
-    async def post_json(
+    def post_json(
         self,
         url: str,
         payload: dict[str, Any],
         config: BackendConfig,
         hops: tuple[str, ...] = (),
-    ) -> bytes:
-        """POST with this backend's pool, timeouts and size limit; the 200 body.
-        `hops` (the request's) go out as the loop-protection header."""
-        return await _http.post_json(
+    ) -> Coroutine[Any, Any, bytes]:
+        """POST with this backend's pool, timeouts and size limit; awaited, the 200 body.
+        `hops` (the request's) go out as the loop-protection header. A plain function
+        handing back `_http.post_json`'s coroutine: no coroutine of its own to resume."""
+        return _http.post_json(
             self.client,
             url,
             payload,

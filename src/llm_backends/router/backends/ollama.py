@@ -47,7 +47,7 @@ class OllamaBackend(Backend):
         url, payload = self._request(config, request, stream=False)
         body = await self.post_json(url, payload, config, request.hops)
         data = _http.load_object(body, config, self.kind)
-        chat = request.is_chat
+        chat = request.messages is not None
         try:
             message = data["message"] if chat else data
             text = message["content"] if chat else data["response"]

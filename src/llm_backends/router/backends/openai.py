@@ -21,6 +21,7 @@ from llm_backends.router.types import (
     Completion,
     CompletionRequest,
     FinishReason,
+    ToolCall,
 )
 
 _DONE = b"[DONE]"
@@ -60,15 +61,17 @@ class OpenAIBackend(Backend):
         url, payload = self._request(config, request, stream=False)
         body = await self.post_json(url, payload, config, request.hops)
         data = _http.load_object(body, config, self.kind)
-        chat = request.is_chat
+        chat = request.messages is not None
         try:
             raw_choices = data["choices"]
-            if len(raw_choices) == 1:  # the usual answer: no list to build
-                first = _choice(raw_choices[0], 0, chat)
-                choices = [first]
+            choices: tuple[Choice, ...] = ()
+            if len(raw_choices) == 1:  # the usual answer: no Choice, no list
+                text, finish, calls, thinking, logprobs = _choice_fields(raw_choices[0], chat)
             else:
-                choices = [_choice(raw, index, chat) for index, raw in enumerate(raw_choices)]
+                choices = tuple(_choice(raw, index, chat) for index, raw in enumerate(raw_choices))
                 first = choices[0]
+                text, finish, calls = first.text, first.finish_reason, first.tool_calls
+                thinking, logprobs = first.reasoning, first.logprobs
             usage = data.get("usage") or {}
             prompt_tokens = usage.get("prompt_tokens")
             completion_tokens = usage.get("completion_tokens")
@@ -78,16 +81,16 @@ class OpenAIBackend(Backend):
             raise _http.invalid(str(exc), config, self.kind) from exc
         # Positional (Completion's field order): keywords cost ~1 µs on every answer.
         return Completion(
-            first.text,
-            first.finish_reason,
+            text,
+            finish,
             prompt_tokens,
             completion_tokens,
             None,  # tokens_per_sec: OpenAI servers don't say
             payload.get("model"),  # backend_model
-            first.tool_calls,
-            first.reasoning,
-            first.logprobs,
-            tuple(choices) if len(choices) > 1 else (),
+            calls,
+            thinking,
+            logprobs,
+            choices,
         )
 
     async def stream(
@@ -230,6 +233,16 @@ class OpenAIBackend(Backend):
 
 
 def _choice(raw: dict[str, Any], position: int, chat: bool) -> Choice:
+    index = raw.get("index")
+    return Choice(  # positional (Choice's field order): keywords cost ~0.5 µs per choice
+        index if isinstance(index, int) else position, *_choice_fields(raw, chat)
+    )
+
+
+def _choice_fields(
+    raw: dict[str, Any], chat: bool
+) -> tuple[str, FinishReason, tuple[ToolCall, ...], str | None, list[dict[str, Any]] | None]:
+    """A choice's text, finish_reason, tool_calls, reasoning and logprobs (Choice's order)."""
     if chat:
         message = raw["message"]
         text = message.get("content")
@@ -239,13 +252,12 @@ def _choice(raw: dict[str, Any], position: int, chat: bool) -> Choice:
         text, calls, thinking = raw["text"], (), None
     if text is not None and not isinstance(text, str):
         raise ValueError(f"text is {type(text).__name__}")
-    index = raw.get("index")
-    return Choice(  # positional (Choice's field order): keywords cost ~0.5 µs per choice
-        index if isinstance(index, int) else position,
+    return (
         # A chat answer of only tool calls (or nothing) has `content: null`.
         text or "",
         _http.finish_reason(raw.get("finish_reason")),
         calls,
         thinking,
-        _openai_wire.logprobs(raw, chat),
+        # Most answers carry `logprobs: null` (or none): no call to find that out.
+        None if raw.get("logprobs") is None else _openai_wire.logprobs(raw, chat),
     )

@@ -41,6 +41,8 @@ class Connection(asyncio.Protocol):
         self.received = 0
         self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []
+        #: The answer's Content-Length (None: none, or not a number), read with the headers.
+        self.content_length: int | None = None
         self.complete = False
         self._body: deque[bytes] = deque()
         self._buffered = 0
@@ -60,6 +62,7 @@ class Connection(asyncio.Protocol):
         self.received = 0
         self.status = 0
         self.headers = []
+        self.content_length = None
         self.complete = False
         self._body.clear()  # what the last consumer left unread (the whole answer had come)
         self._buffered = 0
@@ -109,10 +112,6 @@ class Connection(asyncio.Protocol):
             if key.lower() == name:
                 return value.decode("latin-1")
         return None
-
-    def content_length(self) -> int | None:
-        value = self.header(b"content-length")
-        return int(value) if value is not None and value.isdigit() else None
 
     async def _wait(self, deadline: float | None) -> None:
         """Until the next event of the connection. A timer only when a wait really happens:
@@ -177,8 +176,21 @@ class Connection(asyncio.Protocol):
         self.status = self.parser.get_status_code()
         self._keep_alive = self.parser.should_keep_alive()
         self._headers_done = True
-        names = {name.lower() for name, _ in self.headers}
-        if b"content-length" not in names and b"transfer-encoding" not in names:
+        # One pass: the first Content-Length (kept when it is a number), and whether the body
+        # is framed at all (by a Content-Length or a Transfer-Encoding).
+        length: bytes | None = None
+        framed = False
+        for name, value in self.headers:
+            lower = name.lower()
+            if lower == b"content-length":
+                framed = True
+                if length is None:
+                    length = value
+            elif lower == b"transfer-encoding":
+                framed = True
+        if length is not None and length.isdigit():
+            self.content_length = int(length)
+        if not framed:
             self._until_close = self.status >= 200 and self.status not in (204, 304)
         self._wake()
 

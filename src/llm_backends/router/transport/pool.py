@@ -77,7 +77,7 @@ def request_head(method: bytes, target: Target, headers: Headers, length: int) -
 class Response:
     """An answer whose status and headers are in; the body is read from it, then `release`."""
 
-    __slots__ = ("_conn", "_deadline", "_pool", "_read_timeout", "status")
+    __slots__ = ("_conn", "_deadline", "_pool", "_read_timeout", "content_length", "status")
 
     def __init__(
         self,
@@ -87,6 +87,8 @@ class Response:
         read_timeout: float | None,
     ) -> None:
         self.status = conn.status
+        #: The answer's Content-Length, None when it has none.
+        self.content_length = conn.content_length
         self._conn = conn
         self._pool = pool
         self._deadline = deadline
@@ -95,10 +97,6 @@ class Response:
     def header(self, name: bytes) -> str | None:
         """A header's value by lower-case name."""
         return self._conn.header(name)
-
-    @property
-    def content_length(self) -> int | None:
-        return self._conn.content_length()
 
     def _until(self) -> float | None:
         if self._deadline is not None:
