@@ -89,6 +89,18 @@ def test_secrets_are_redacted_by_key_and_by_value(raw: RecordingRaw) -> None:
     assert b"llmb_" not in b"".join(raw.writes) and b"abc.def" not in b"".join(raw.writes)
 
 
+@pytest.mark.parametrize("scheme", ["BEARER", "bEaReR"])
+@pytest.mark.parametrize("level", ["info", "warning"])
+def test_a_bearer_token_in_any_case_is_redacted(
+    raw: RecordingRaw, scheme: str, level: str
+) -> None:
+    getattr(structlog.get_logger("t"), level)("x", model=f"{scheme} abc.def")
+    structlog.get_logger("t").warning("flush")  # renders whatever the info line left queued
+    line = raw.lines()[0]
+    assert line["model"] == "[redacted]"
+    assert b"abc.def" not in b"".join(raw.writes)
+
+
 def test_a_request_line_keeps_its_capped_limit_and_the_callers_bound_context(
     raw: RecordingRaw,
 ) -> None:
