@@ -91,9 +91,7 @@ def test_secrets_are_redacted_by_key_and_by_value(raw: RecordingRaw) -> None:
 
 @pytest.mark.parametrize("scheme", ["BEARER", "bEaReR"])
 @pytest.mark.parametrize("level", ["info", "warning"])
-def test_a_bearer_token_in_any_case_is_redacted(
-    raw: RecordingRaw, scheme: str, level: str
-) -> None:
+def test_a_bearer_token_in_any_case_is_redacted(raw: RecordingRaw, scheme: str, level: str) -> None:
     getattr(structlog.get_logger("t"), level)("x", model=f"{scheme} abc.def")
     structlog.get_logger("t").warning("flush")  # renders whatever the info line left queued
     line = raw.lines()[0]
