@@ -29,6 +29,7 @@ LAYERS: tuple[tuple[str, str], ...] = (
     ("llm_backends/router/backends", "llm_backends.router.backends"),
     ("llm_backends/router/transport", "llm_backends.router.transport"),
     ("llm_backends/router", "llm_backends.router"),
+    ("llm_backends/serving", "llm_backends.serving (HTTP protocol)"),
     ("llm_backends", "llm_backends (other)"),
     ("uvicorn", "uvicorn"),
     ("granian", "granian"),
