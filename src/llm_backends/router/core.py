@@ -40,7 +40,7 @@ from llm_backends.router.flow import RequestFlow
 from llm_backends.router.follow import ChangeFollower
 from llm_backends.router.health import HealthMonitor
 from llm_backends.router.pool import LoopScope
-from llm_backends.router.requests import Stop, build_request, prompt_request
+from llm_backends.router.requests import Stop, library_request
 from llm_backends.router.stats import HttpStatsSink, ModelStats, StatsReporter, StatsSink
 from llm_backends.router.streaming import RoutedStream
 from llm_backends.router.types import BackendConfig, CompletionRequest, Result
@@ -182,10 +182,8 @@ class LLMRouter:
         completion_tokens, latency_ms, fallback_from, endpoint, finish_reason, tokens_per_sec,
         tool_calls (OpenAI's shape), reasoning, max_tokens_capped (and choices when n > 1).
         """
-        # generate_result and complete inlined: two coroutine frames less per call.
-        request = prompt_request(prompt, temperature, max_tokens, system, stop, features)
-        route = self._cache.fresh(model) or await self._cache.get(model)
-        return (await self._complete(model, route, request)).as_dict()
+        request = library_request(prompt, None, temperature, max_tokens, system, stop, features)
+        return (await self.complete(model, request)).as_dict()
 
     async def chat(
         self,
@@ -199,16 +197,8 @@ class LLMRouter:
         **features: Any,
     ) -> dict[str, Any]:
         """Answer a chat (messages in OpenAI's or Ollama's shape); same dict as `generate`."""
-        request = build_request(
-            messages=messages,
-            temperature=temperature,
-            max_tokens=max_tokens,
-            system=system,
-            stop=stop,
-            **features,
-        )
-        route = self._cache.fresh(model) or await self._cache.get(model)
-        return (await self._complete(model, route, request)).as_dict()
+        request = library_request(None, messages, temperature, max_tokens, system, stop, features)
+        return (await self.complete(model, request)).as_dict()
 
     async def generate_result(
         self,
@@ -222,9 +212,8 @@ class LLMRouter:
         **features: Any,
     ) -> Result:
         """`generate` as a typed Result (what a gateway uses)."""
-        request = prompt_request(prompt, temperature, max_tokens, system, stop, features)
-        route = self._cache.fresh(model) or await self._cache.get(model)
-        return await self._complete(model, route, request)
+        request = library_request(prompt, None, temperature, max_tokens, system, stop, features)
+        return await self.complete(model, request)
 
     async def chat_result(
         self,
@@ -238,16 +227,8 @@ class LLMRouter:
         **features: Any,
     ) -> Result:
         """`chat` as a typed Result."""
-        request = build_request(
-            messages=messages,
-            temperature=temperature,
-            max_tokens=max_tokens,
-            system=system,
-            stop=stop,
-            **features,
-        )
-        route = self._cache.fresh(model) or await self._cache.get(model)
-        return await self._complete(model, route, request)
+        request = library_request(None, messages, temperature, max_tokens, system, stop, features)
+        return await self.complete(model, request)
 
     async def complete(self, model: str, request: CompletionRequest) -> Result:
         """Answer one typed request (see `router.requests.build_request` to make one)."""
@@ -307,7 +288,7 @@ class LLMRouter:
     ) -> RoutedStream:
         """`Chunk`s (the last one has done=True and usage); see RoutedStream for `.backend`.
         Chunks also carry `reasoning` and `tool_calls` (ToolCallDelta) pieces."""
-        request = prompt_request(prompt, temperature, max_tokens, system, stop, features)
+        request = library_request(prompt, None, temperature, max_tokens, system, stop, features)
         return self.stream_request(model, request)
 
     def stream_chat_chunks(
@@ -322,14 +303,7 @@ class LLMRouter:
         **features: Any,
     ) -> RoutedStream:
         """`stream_chunks` for chat messages."""
-        request = build_request(
-            messages=messages,
-            temperature=temperature,
-            max_tokens=max_tokens,
-            system=system,
-            stop=stop,
-            **features,
-        )
+        request = library_request(None, messages, temperature, max_tokens, system, stop, features)
         return self.stream_request(model, request)
 
     def stream_request(self, model: str, request: CompletionRequest) -> RoutedStream:
