@@ -278,12 +278,8 @@ def _json_bound_logger(level_number: int) -> type[Any]:
             if args or self._context or procs != chain:
                 return base.info(self, event, *args, **kw)
             kw["event"] = event
-            kw = merge(None, "info", kw)
-            kw["level"] = "info"
-            kw["timestamp"] = time.time()
-            if "exc_info" in kw:
-                kw = structlog.processors.format_exc_info(None, "info", kw)
-            return self._logger.info(kw)
+            (line,), _ = capture(None, "info", merge(None, "info", kw))
+            return self._logger.info(line)
 
     return JsonBoundLogger
 
