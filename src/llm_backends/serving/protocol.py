@@ -149,19 +149,16 @@ class LeanHttpToolsProtocol(HttpToolsProtocol):
     #: loop.time() when the last answer on this connection ended; None while one is running.
     _idle_since: float | None = None
 
-    def data_received(self, data: bytes) -> None:
-        self._idle_since = None  # the lazy timer sees the connection busy
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserError:
-            msg = "Invalid HTTP request received."
-            self.logger.warning(msg)
-            self.send_400_response(msg)
-        except httptools.HttpParserUpgrade:
-            if self._should_upgrade():
-                self.handle_websocket_upgrade()
-            else:
-                self._unsupported_upgrade_warning()
+    def _unset_keepalive_if_required(self) -> None:
+        """uvicorn calls this on every `data_received` to cancel its timer: here it only marks
+        the connection busy, and the lazy timer, when it fires, leaves a busy one open."""
+        self._idle_since = None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self.timeout_keep_alive_task is not None:
+            self.timeout_keep_alive_task.cancel()
+            self.timeout_keep_alive_task = None
 
     def on_headers_complete(self) -> None:
         http_version = self.parser.get_http_version()
