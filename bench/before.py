@@ -11,7 +11,6 @@ on sys.path. `prepare()` checks that where the arm's interpreter imports `llm_ba
 from __future__ import annotations
 
 import io
-import os
 import shutil
 import subprocess
 import tarfile
@@ -98,12 +97,7 @@ def module_file(gw: Gateway) -> str:
     """Where `llm_backends` comes from for the gateway's own interpreter, environment and cwd."""
     cli = Path(gw.argv[0])
     python = cli.read_text().splitlines()[0].removeprefix("#!").strip()
-    env = dict(os.environ)
-    for key, value in gw.env.items():
-        if value is None:
-            env.pop(key, None)
-        else:
-            env[key] = value
+    env = procs.child_env(gw.env)
     out = subprocess.run(
         [python, "-c", "import llm_backends; print(llm_backends.__file__)"],
         capture_output=True,

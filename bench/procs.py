@@ -88,6 +88,17 @@ class Child:
             self.proc.wait(5)
 
 
+def child_env(env: Mapping[str, str | None] | None) -> dict[str, str]:
+    """This process's environment plus `env`, where a None value removes the variable."""
+    full_env = dict(os.environ)
+    for key, value in (env or {}).items():
+        if value is None:
+            full_env.pop(key, None)
+        else:
+            full_env[key] = value
+    return full_env
+
+
 def spawn(
     name: str,
     argv: Sequence[str],
@@ -108,12 +119,7 @@ def spawn(
         log_dir.mkdir(parents=True, exist_ok=True)
         log_path = log_dir / f"{name}.log"
         out = log_path.open("wb")
-    full_env = dict(os.environ)
-    for key, value in (env or {}).items():
-        if value is None:
-            full_env.pop(key, None)
-        else:
-            full_env[key] = value
+    full_env = child_env(env)
     started = time.perf_counter()
     proc = subprocess.Popen(
         [*pin_prefix(cpus), *argv],
@@ -308,8 +314,7 @@ def run_json(
     `result_path`, for a child whose own stdout carries log lines); return it."""
     import json
 
-    full_env = dict(os.environ)
-    full_env.update(env or {})
+    full_env = child_env(env)
     out = subprocess.run(
         [*pin_prefix(cpus), *argv],
         capture_output=True,

@@ -155,7 +155,7 @@ class Bench:
         }
         self.configured = False
         cli = targets.llm_backends_cli() or Path(procs.PYTHON).with_name("llm-backends")
-        env = {k: v for k, v in {**os.environ, **self.env}.items() if v is not None}
+        env = procs.child_env(self.env)
         subprocess.run([str(cli), "migrate"], env=env, check=True, capture_output=True)
 
     def gateway(self, server: str, app: str) -> targets.Gateway:
