@@ -104,7 +104,50 @@ async def test_a_stream_writes_its_head_with_the_first_chunk() -> None:
     transport = await run_one(streamed)
     assert transport.writes[0].endswith(b"\r\n\r\n3\r\none\r\n")
     assert b"transfer-encoding: chunked" in transport.writes[0]
-    assert transport.writes[1:] == [b"3\r\ntwo\r\n", b"0\r\n\r\n"]
+    # The later chunk and the end, sent in the same step, go out together.
+    assert transport.writes[1:] == [b"3\r\ntwo\r\n0\r\n\r\n"]
+
+
+async def test_chunks_sent_in_one_step_are_one_write_and_a_lone_chunk_is_not_held() -> None:
+    """Several chunks in hand at once cost one send; a chunk followed by a wait goes out at
+    the end of its loop iteration, before the app's next chunk exists."""
+    release = asyncio.Event()
+
+    async def app(scope: Message, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        for part in (b"a", b"bb", b"ccc"):
+            await send({"type": "http.response.body", "body": part, "more_body": True})
+        await release.wait()  # a slow token: what was sent must not wait for it
+        await send({"type": "http.response.body", "body": b"d", "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    protocol, transport, state = connect(app, REQUEST)
+    for _ in range(3):  # loop turns, not time
+        if len(transport.writes) == 2:
+            break
+        await asyncio.sleep(0)
+    before_release = list(transport.writes)
+    release.set()
+    await asyncio.gather(*state.tasks)
+    protocol.connection_lost(None)
+    assert before_release[0].endswith(b"\r\n\r\n1\r\na\r\n")
+    assert before_release[1:] == [b"2\r\nbb\r\n3\r\nccc\r\n"]
+    assert transport.writes[2:] == [b"1\r\nd\r\n0\r\n\r\n"]
+
+
+async def test_held_chunks_are_dropped_when_the_client_is_gone() -> None:
+    async def app(scope: Message, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"a", "more_body": True})
+        await send({"type": "http.response.body", "body": b"b", "more_body": True})
+        protocol.connection_lost(None)  # the client went away within the same step
+
+    protocol, transport, state = connect(app, REQUEST)
+    await asyncio.gather(*state.tasks)
+    await asyncio.sleep(0)  # the loop's turn, when held chunks would be written
+    assert len(transport.writes) == 1 and transport.writes[0].endswith(b"1\r\na\r\n")
 
 
 async def test_a_head_without_a_body_goes_out_at_the_loops_turn() -> None:

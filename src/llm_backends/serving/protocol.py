@@ -9,6 +9,10 @@ re-arms the keep-alive timer on every request. Here:
   answer is one syscall, a stream's head and first chunk one); a head the app sends without
   a body in the same step (a long poll that answers later) is written at the end of the
   loop iteration, so no client waits on it;
+* a stream's later chunks sent in one step of the app (they were already in hand: a backend
+  read that brought several) go out in one write at the end of the loop iteration, not one
+  `send` each; the head and the first chunk are never held, so time to first byte is the
+  same, and a chunk sent alone waits only for the rest of its loop iteration;
 * the keep-alive timer is lazy: one timer per idle period, checked against the time the last
   answer ended, instead of a cancel and a new timer per request;
 * the header block is validated with two regex searches in all, not two per header.
@@ -44,6 +48,8 @@ class LeanCycle(RequestResponseCycle):
         self._loop = loop
         #: The status line and headers, until the first body message (or the loop's turn).
         self._head: bytes | None = None
+        #: Stream chunks sent in this loop iteration, written together at its end.
+        self._pending: list[bytes] | None = None
 
     async def send(self, message: Any) -> None:
         if self.flow.write_paused and not self.disconnected:
@@ -87,6 +93,15 @@ class LeanCycle(RequestResponseCycle):
         if head is not None:
             self._head = None
             data = head + data
+        elif more_body:
+            if data:
+                self._queue(data)
+            return
+        pending = self._pending
+        if pending is not None:  # the end of the answer: what is held goes first, same write
+            self._pending = None
+            pending.append(data)
+            data = b"".join(pending)
         if data:
             self.transport.write(data)
         if not more_body:
@@ -97,6 +112,23 @@ class LeanCycle(RequestResponseCycle):
             if not self.keep_alive:
                 self.transport.close()
             self.on_response()
+
+    def _queue(self, data: bytes) -> None:
+        pending = self._pending
+        if pending is None:
+            self._pending = [data]
+            self._loop.call_soon(self._flush_pending)
+        else:
+            pending.append(data)
+
+    def _flush_pending(self) -> None:
+        """The chunks of one loop iteration, in one write. Dropped if the connection went
+        away, or was closed after an app error (the answer was cut there anyway)."""
+        pending = self._pending
+        if pending is not None:
+            self._pending = None
+            if not self.disconnected and not self.transport.is_closing():
+                self.transport.write(b"".join(pending))
 
     def _flush_head(self) -> None:
         head = self._head
