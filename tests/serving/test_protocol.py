@@ -14,7 +14,7 @@ import uvicorn
 from uvicorn.server import ServerState
 
 from llm_backends.serving import SERVER_OPTIONS
-from llm_backends.serving.protocol import LeanHttpToolsProtocol
+from llm_backends.serving.protocol import PENDING_LIMIT, LeanHttpToolsProtocol
 from tests.fakes.server import ServerThread
 
 Message = dict[str, Any]
@@ -134,6 +134,27 @@ async def test_chunks_sent_in_one_step_are_one_write_and_a_lone_chunk_is_not_hel
     assert before_release[0].endswith(b"\r\n\r\n1\r\na\r\n")
     assert before_release[1:] == [b"2\r\nbb\r\n3\r\nccc\r\n"]
     assert transport.writes[2:] == [b"1\r\nd\r\n0\r\n\r\n"]
+
+
+async def test_held_chunks_are_written_once_they_reach_the_limit() -> None:
+    """An app that sends a lot without ever waiting is not buffered whole: past the limit
+    the held chunks are written, and the transport's flow control applies again."""
+    part = b"x" * (PENDING_LIMIT // 2)
+
+    async def app(scope: Message, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        for _ in range(5):
+            await send({"type": "http.response.body", "body": part, "more_body": True})
+        assert len(transport.writes) == 3  # head + first; then two held parts, written
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    protocol, transport, state = connect(app, REQUEST)
+    await asyncio.gather(*state.tasks)
+    protocol.connection_lost(None)
+    assert all(len(w) < 2 * PENDING_LIMIT for w in transport.writes)
+    body = b"".join(transport.writes).split(b"\r\n\r\n", 1)[1]
+    assert body.count(part) == 5 and body.endswith(b"0\r\n\r\n")
 
 
 async def test_held_chunks_are_dropped_when_the_client_is_gone() -> None:

@@ -38,6 +38,9 @@ from uvicorn.protocols.http.httptools_impl import (
 )
 
 CHUNK_END = b"0\r\n\r\n"
+#: Held chunks beyond this many bytes are written at once: the transport's flow control
+#: (which pauses a writer whose peer reads slowly) then bounds memory as it did before.
+PENDING_LIMIT = 64 * 1024
 
 
 class LeanCycle(RequestResponseCycle):
@@ -50,6 +53,7 @@ class LeanCycle(RequestResponseCycle):
         self._head: bytes | None = None
         #: Stream chunks sent in this loop iteration, written together at its end.
         self._pending: list[bytes] | None = None
+        self._pending_size = 0
 
     async def send(self, message: Any) -> None:
         if self.flow.write_paused and not self.disconnected:
@@ -117,9 +121,13 @@ class LeanCycle(RequestResponseCycle):
         pending = self._pending
         if pending is None:
             self._pending = [data]
+            self._pending_size = len(data)
             self._loop.call_soon(self._flush_pending)
-        else:
-            pending.append(data)
+            return
+        pending.append(data)
+        self._pending_size += len(data)
+        if self._pending_size >= PENDING_LIMIT:
+            self._flush_pending()
 
     def _flush_pending(self) -> None:
         """The chunks of one loop iteration, in one write. Dropped if the connection went
