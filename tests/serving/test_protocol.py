@@ -14,6 +14,7 @@ import uvicorn
 from uvicorn.server import ServerState
 
 from llm_backends.serving import SERVER_OPTIONS
+from llm_backends.serving import protocol as serving_protocol
 from llm_backends.serving.protocol import PENDING_LIMIT, LeanHttpToolsProtocol
 from tests.fakes.server import ServerThread
 
@@ -100,6 +101,14 @@ async def test_a_whole_answer_is_one_write() -> None:
     assert body == BODY
 
 
+@pytest.fixture
+def bursts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every chunk after the first write counts as part of a burst, however slow the
+    machine (the real window is 200 µs after the last write ended)."""
+    monkeypatch.setattr(serving_protocol, "BURST_SECONDS", 3600.0)
+
+
+@pytest.mark.usefixtures("bursts")
 async def test_a_stream_writes_its_head_with_the_first_chunk() -> None:
     transport = await run_one(streamed)
     assert transport.writes[0].endswith(b"\r\n\r\n3\r\none\r\n")
@@ -108,6 +117,7 @@ async def test_a_stream_writes_its_head_with_the_first_chunk() -> None:
     assert transport.writes[1:] == [b"3\r\ntwo\r\n0\r\n\r\n"]
 
 
+@pytest.mark.usefixtures("bursts")
 async def test_chunks_sent_in_one_step_are_one_write_and_a_lone_chunk_is_not_held() -> None:
     """Several chunks in hand at once cost one send; a chunk followed by a wait goes out at
     the end of its loop iteration, before the app's next chunk exists."""
@@ -136,6 +146,7 @@ async def test_chunks_sent_in_one_step_are_one_write_and_a_lone_chunk_is_not_hel
     assert transport.writes[2:] == [b"1\r\nd\r\n0\r\n\r\n"]
 
 
+@pytest.mark.usefixtures("bursts")
 async def test_held_chunks_are_written_once_they_reach_the_limit() -> None:
     """An app that sends a lot without ever waiting is not buffered whole: past the limit
     the held chunks are written, and the transport's flow control applies again."""
@@ -157,6 +168,29 @@ async def test_held_chunks_are_written_once_they_reach_the_limit() -> None:
     assert body.count(part) == 5 and body.endswith(b"0\r\n\r\n")
 
 
+async def test_a_chunk_that_is_no_burst_is_written_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Tokens of a paced stream: each written within its send, no loop turn, nothing held."""
+    monkeypatch.setattr(serving_protocol, "BURST_SECONDS", 0.0)
+    seen: list[int] = []
+
+    async def app(scope: Message, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        for part in (b"a", b"b", b"c"):
+            await send({"type": "http.response.body", "body": part, "more_body": True})
+            seen.append(len(transport.writes))
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    protocol, transport, state = connect(app, REQUEST)
+    await asyncio.gather(*state.tasks)
+    protocol.connection_lost(None)
+    assert seen == [1, 2, 3]
+    assert transport.writes[1:] == [b"1\r\nb\r\n", b"1\r\nc\r\n", b"0\r\n\r\n"]
+
+
+@pytest.mark.usefixtures("bursts")
 async def test_held_chunks_are_dropped_when_the_client_is_gone() -> None:
     async def app(scope: Message, receive: Receive, send: Send) -> None:
         await receive()

@@ -9,10 +9,10 @@ re-arms the keep-alive timer on every request. Here:
   answer is one syscall, a stream's head and first chunk one); a head the app sends without
   a body in the same step (a long poll that answers later) is written at the end of the
   loop iteration, so no client waits on it;
-* a stream's later chunks sent in one step of the app (they were already in hand: a backend
-  read that brought several) go out in one write at the end of the loop iteration, not one
-  `send` each; the head and the first chunk are never held, so time to first byte is the
-  same, and a chunk sent alone waits only for the rest of its loop iteration;
+* a stream's chunks that follow a write within `BURST_SECONDS` (they were already in hand: a
+  backend read that brought several) go out in one write at the end of the loop iteration,
+  not one `send` each; any other chunk is written at once (a token of a paced stream costs
+  no more than before), and the head and first chunk are never held;
 * the keep-alive timer is lazy: one timer per idle period, checked against the time the last
   answer ended, instead of a cancel and a new timer per request;
 * the header block is validated with two regex searches in all, not two per header.
@@ -25,6 +25,7 @@ version is pinned in pyproject.toml, and tests/serving drives the protocol over 
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import httptools
@@ -41,6 +42,10 @@ CHUNK_END = b"0\r\n\r\n"
 #: Held chunks beyond this many bytes are written at once: the transport's flow control
 #: (which pauses a writer whose peer reads slowly) then bounds memory as it did before.
 PENDING_LIMIT = 64 * 1024
+#: A chunk sent this soon after the end of the last write is part of a burst, and held for
+#: the end of the loop iteration. Chunks of one burst come tens of microseconds apart (one
+#: step of the app); a model's tokens come milliseconds apart, and are written as they come.
+BURST_SECONDS = 200e-6
 
 
 class LeanCycle(RequestResponseCycle):
@@ -54,6 +59,8 @@ class LeanCycle(RequestResponseCycle):
         #: Stream chunks sent in this loop iteration, written together at its end.
         self._pending: list[bytes] | None = None
         self._pending_size = 0
+        #: perf_counter() when this answer's last stream write ended.
+        self._last_write = 0.0
 
     async def send(self, message: Any) -> None:
         if self.flow.write_paused and not self.disconnected:
@@ -108,6 +115,8 @@ class LeanCycle(RequestResponseCycle):
             data = b"".join(pending)
         if data:
             self.transport.write(data)
+            if more_body:  # a stream's head and first chunk
+                self._last_write = time.perf_counter()
         if not more_body:
             if self.expected_content_length != 0:
                 raise RuntimeError("Response content shorter than Content-Length")
@@ -118,16 +127,21 @@ class LeanCycle(RequestResponseCycle):
             self.on_response()
 
     def _queue(self, data: bytes) -> None:
+        """A stream chunk: held if it is part of a burst, else written at once."""
         pending = self._pending
-        if pending is None:
-            self._pending = [data]
-            self._pending_size = len(data)
-            self._loop.call_soon(self._flush_pending)
+        if pending is not None:
+            pending.append(data)
+            self._pending_size += len(data)
+            if self._pending_size >= PENDING_LIMIT:
+                self._flush_pending()
             return
-        pending.append(data)
-        self._pending_size += len(data)
-        if self._pending_size >= PENDING_LIMIT:
-            self._flush_pending()
+        if time.perf_counter() - self._last_write >= BURST_SECONDS:
+            self.transport.write(data)
+            self._last_write = time.perf_counter()
+            return
+        self._pending = [data]
+        self._pending_size = len(data)
+        self._loop.call_soon(self._flush_pending)
 
     def _flush_pending(self) -> None:
         """The chunks of one loop iteration, in one write. Dropped if the connection went
@@ -137,6 +151,7 @@ class LeanCycle(RequestResponseCycle):
             self._pending = None
             if not self.disconnected and not self.transport.is_closing():
                 self.transport.write(b"".join(pending))
+                self._last_write = time.perf_counter()
 
     def _flush_head(self) -> None:
         head = self._head
