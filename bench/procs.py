@@ -168,6 +168,22 @@ def start_mock(
     return child
 
 
+def start_forwarder(
+    name: str, module: str, target_port: int, log_dir: Path | None, timeout: float
+) -> Child:
+    """`python -m MODULE --port P --target-port T` pinned to the gateway's core, once it
+    accepts connections: a floor arm in front of the mock at `target_port`."""
+    port = free_port()
+    argv = [PYTHON, "-m", module, "--port", str(port), "--target-port", str(target_port)]
+    child = spawn(name, argv, port=port, cpus=GATEWAY_CPU, log_dir=log_dir)
+    try:
+        wait_port(child, timeout)
+    except (RuntimeError, TimeoutError):
+        child.stop()
+        raise
+    return child
+
+
 def wait_port(child: Child, timeout: float) -> None:
     """Until something accepts TCP connections on the child's port."""
     deadline = time.monotonic() + timeout

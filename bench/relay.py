@@ -119,21 +119,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def spawn(name: str, target_port: int, log_dir: Path | None, timeout: float = 15.0) -> procs.Child:
     """A relay to `target_port`, pinned to the gateway's core, once it accepts connections."""
-    port = procs.free_port()
-    argv = [procs.PYTHON, "-m", "bench.relay", "--port", str(port)]
-    child = procs.spawn(
-        name,
-        [*argv, "--target-port", str(target_port)],
-        port=port,
-        cpus=procs.GATEWAY_CPU,
-        log_dir=log_dir,
-    )
-    try:
-        procs.wait_port(child, timeout)
-    except (RuntimeError, TimeoutError):
-        child.stop()
-        raise
-    return child
+    return procs.start_forwarder(name, "bench.relay", target_port, log_dir, timeout)
 
 
 @dataclass

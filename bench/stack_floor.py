@@ -1,7 +1,7 @@
 """How far the gateway's stream TTFB can fall: the floor of its own server stack (issue #15).
 
     python -m bench.stack_floor [--rounds 3] [--duration 3] [--json]
-    python -m bench.stack_floor serve --port P --target-port M      # the forwarder alone
+    python -m bench.stack_floor --port P --target-port M      # the forwarder alone
 
 `make bench`'s `relay` arm is the floor of any process in a request's path on this VM. This is
 the floor of *this* gateway's stack: `llm-backends serve`'s HTTP server (uvicorn with
@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import json
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -78,21 +77,7 @@ def serve(port: int, target_port: int) -> None:
 
 def spawn(name: str, target_port: int, log_dir: Path | None, timeout: float = 20.0) -> procs.Child:
     """The forwarder to `target_port`, pinned to the gateways' core, once it accepts."""
-    port = procs.free_port()
-    argv = [procs.PYTHON, "-m", "bench.stack_floor", "serve", "--port", str(port)]
-    child = procs.spawn(
-        name,
-        [*argv, "--target-port", str(target_port)],
-        port=port,
-        cpus=procs.GATEWAY_CPU,
-        log_dir=log_dir,
-    )
-    try:
-        procs.wait_port(child, timeout)
-    except (RuntimeError, TimeoutError):
-        child.stop()
-        raise
-    return child
+    return procs.start_forwarder(name, "bench.stack_floor", target_port, log_dir, timeout)
 
 
 def summarize(samples: dict[str, dict[str, list[float]]]) -> dict[str, Any]:
@@ -179,19 +164,18 @@ def print_table(result: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = sys.argv[1:] if argv is None else argv
-    if args[:1] == ["serve"]:
-        p = argparse.ArgumentParser(prog="python -m bench.stack_floor serve")
-        p.add_argument("--port", type=int, required=True)
-        p.add_argument("--target-port", type=int, required=True)
-        opts = p.parse_args(args[1:])
-        serve(opts.port, opts.target_port)
-        return
     p = argparse.ArgumentParser(prog="python -m bench.stack_floor", description=__doc__)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--duration", type=float, default=3.0, help="seconds per load run")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
-    opts = p.parse_args(args)
+    p.add_argument("--port", type=int, help="serve the forwarder alone on this port")
+    p.add_argument("--target-port", type=int, help="the mock the forwarder sends to")
+    opts = p.parse_args(argv)
+    if opts.port is not None:
+        if opts.target_port is None:
+            p.error("--port needs --target-port")
+        serve(opts.port, opts.target_port)
+        return
     result = compare(opts.rounds, opts.duration)
     RESULT.parent.mkdir(parents=True, exist_ok=True)
     RESULT.write_text(json.dumps(result, indent=2) + "\n")
