@@ -229,7 +229,7 @@ async def embed_routed(
             raise failure from error
         latency_ms = (time.perf_counter() - started) * 1000.0
         fallback_from = first_error.backend if first_error is not None else None
-        log.info(
+        log.bind().info(  # bind(): the proxy's cheap path to its logger (see outcomes.finish)
             "routing_llm_request",
             model=model,
             operation="embed",

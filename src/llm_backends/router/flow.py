@@ -148,7 +148,7 @@ class RequestFlow:
         route = self._cache.fresh(model) or await self._cache.get(model)
         handle.max_tokens_capped = capped(route.config, request)
         scope = self._scope()
-        log.debug(
+        log.bind().debug(  # bind(): the proxy's cheap path to its logger (see outcomes.finish)
             "llm_request_started", model=model, backend_type=route.config.backend_type, stream=True
         )
         started = time.perf_counter()
