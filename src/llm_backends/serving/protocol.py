@@ -113,18 +113,18 @@ class LeanCycle(RequestResponseCycle):
             self._pending = None
             pending.append(data)
             data = b"".join(pending)
+        if more_body:  # a stream's head and first chunk
+            self._write_stream(data)
+            return
         if data:
             self.transport.write(data)
-            if more_body:  # a stream's head and first chunk
-                self._last_write = time.perf_counter()
-        if not more_body:
-            if self.expected_content_length != 0:
-                raise RuntimeError("Response content shorter than Content-Length")
-            self.response_complete = True
-            self.message_event.set()
-            if not self.keep_alive:
-                self.transport.close()
-            self.on_response()
+        if self.expected_content_length != 0:
+            raise RuntimeError("Response content shorter than Content-Length")
+        self.response_complete = True
+        self.message_event.set()
+        if not self.keep_alive:
+            self.transport.close()
+        self.on_response()
 
     def _queue(self, data: bytes) -> None:
         """A stream chunk: held if it is part of a burst, else written at once."""
@@ -136,8 +136,7 @@ class LeanCycle(RequestResponseCycle):
                 self._flush_pending()
             return
         if time.perf_counter() - self._last_write >= BURST_SECONDS:
-            self.transport.write(data)
-            self._last_write = time.perf_counter()
+            self._write_stream(data)
             return
         self._pending = [data]
         self._pending_size = len(data)
@@ -150,8 +149,12 @@ class LeanCycle(RequestResponseCycle):
         if pending is not None:
             self._pending = None
             if not self.disconnected and not self.transport.is_closing():
-                self.transport.write(b"".join(pending))
-                self._last_write = time.perf_counter()
+                self._write_stream(b"".join(pending))
+
+    def _write_stream(self, data: bytes) -> None:
+        """A write of a stream not yet ended; when it ended is what tells a burst."""
+        self.transport.write(data)
+        self._last_write = time.perf_counter()
 
     def _flush_head(self) -> None:
         head = self._head
