@@ -34,7 +34,7 @@ RESULT = procs.ROOT / "bench" / "results" / "stack_floor.json"
 ARMS = ("direct", relay.NAME, NAME, "llm-backends")
 PACED_CHUNK_DELAY_MS = 5.0
 _JSON = (("content-type", "application/json"),)
-_SSE = [(b"content-type", b"text/event-stream")]
+_SSE = ((b"content-type", b"text/event-stream"),)
 
 
 def forwarder(target: str) -> Any:
