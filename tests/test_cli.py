@@ -78,3 +78,21 @@ def test_serve_migrates_and_answers_with_a_created_token(env: dict[str, str]) ->
             assert response.status_code == 201, response.text
             assert client.get("/ready").status_code == 200
     assert token not in "".join(process.output)
+
+
+def test_the_cli_starts_without_the_server_and_database_stack() -> None:
+    """`--help` and the Admin API client commands are what an operator runs most: the web
+    framework, SQLAlchemy and Alembic (~1 s of imports) are loaded only by the commands that
+    serve, migrate or touch the token table."""
+    import subprocess
+    import sys
+
+    heavy = ("fastapi", "starlette", "sqlalchemy", "alembic", "uvicorn", "aiohttp")
+    code = (
+        "import sys; import llm_backends.cli; from llm_backends.cli_commands import client; "
+        f"print(' '.join(m for m in {heavy!r} if m in sys.modules))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert loaded == []

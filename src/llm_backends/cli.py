@@ -1,4 +1,8 @@
-"""The `llm-backends` command: serve, migrate, and manage API tokens."""
+"""The `llm-backends` command: serve, migrate, and manage API tokens.
+
+The database, migration and server modules (SQLAlchemy, Alembic, FastAPI) are imported by the
+commands that use them: `--help` and the Admin API client commands start without them.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +14,9 @@ from typing import Annotated, TypeVar
 import typer
 
 from llm_backends import startup, state
-from llm_backends.admin.auth import Scope
-from llm_backends.banner import banner
 from llm_backends.cli_commands import register as register_http_commands
-from llm_backends.logs import configure_logging
+from llm_backends.scopes import Scope
 from llm_backends.settings import Settings
-from llm_backends.store import migrate as migrations
-from llm_backends.store import tokens
-from llm_backends.store.db import engine_from_settings, session_factory
 
 app = typer.Typer(help="Self-hosted LLM backend router.", no_args_is_help=True)
 token_app = typer.Typer(help="Create, list and revoke Admin API tokens.", no_args_is_help=True)
@@ -27,7 +26,15 @@ register_http_commands(app)  # backends, run, ps, check, audit, --version
 T = TypeVar("T")
 
 
+def _upgrade(settings: Settings) -> None:
+    from llm_backends.store import migrate as migrations
+
+    migrations.upgrade(settings.database_url)
+
+
 def _with_sessions(settings: Settings, work: Callable[..., Awaitable[T]]) -> T:
+    from llm_backends.store.db import engine_from_settings, session_factory
+
     async def run() -> T:
         engine = engine_from_settings(settings)
         try:
@@ -53,6 +60,10 @@ def serve(
 ) -> None:
     """Start the Admin API and the gateway. SIGTERM/SIGINT drain it (see README, Shutdown)."""
     from llm_backends import serving
+    from llm_backends.banner import banner
+    from llm_backends.logs import configure_logging
+    from llm_backends.store import migrate as migrations  # before logging is configured:
+    # Alembic logs a "setup plugin" line per plugin as it is imported (INFO lines once it is)
 
     settings = Settings()
     startup.check_port_free(host or settings.host, port or settings.port)
@@ -73,6 +84,8 @@ def serve(
 @startup.readable_failures("migrate")
 def migrate(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
     """Apply pending database migrations."""
+    from llm_backends.store import migrate as migrations
+
     migrations.upgrade(Settings().database_url, revision)
     typer.echo(f"Database migrated to {revision}.")
 
@@ -86,6 +99,8 @@ def downgrade(
     """Roll migrations back (default: all of them, which drops every table)."""
     if not yes:
         typer.confirm(f"Roll the database back to {revision}? Data may be lost", abort=True)
+    from llm_backends.store import migrate as migrations
+
     migrations.downgrade(Settings().database_url, revision)
     typer.echo(f"Database downgraded to {revision}.")
 
@@ -102,8 +117,10 @@ def token_create(
     name: Annotated[str, typer.Option(help="A label to recognise the token by.")] = "token",
 ) -> None:
     """Create a token. It is printed once, as the last line; only its hash is stored."""
+    from llm_backends.store import tokens
+
     settings = Settings()
-    migrations.upgrade(settings.database_url)
+    _upgrade(settings)
 
     async def work(sessions):  # type: ignore[no-untyped-def]
         async with sessions() as session:
@@ -117,6 +134,7 @@ def token_create(
 @token_app.command("list")
 def token_list() -> None:
     """List tokens (never their values)."""
+    from llm_backends.store import tokens
 
     async def work(sessions):  # type: ignore[no-untyped-def]
         async with sessions() as session:
@@ -132,6 +150,7 @@ def token_revoke(
     token_id: Annotated[int, typer.Argument(help="The id shown by `token list`.")],
 ) -> None:
     """Revoke a token: it stops working at once."""
+    from llm_backends.store import tokens
 
     async def work(sessions):  # type: ignore[no-untyped-def]
         async with sessions() as session:
@@ -152,8 +171,10 @@ LOCAL_ADMIN_SCOPES = [Scope.READ.value, Scope.WRITE.value, Scope.TOKENS.value, S
 def token_ensure() -> None:
     """Make sure a local admin token exists (used by `make run`): creates one the first time,
     writes it to TOKEN_FILE (mode 600) and says how to export it. Never prints the token."""
+    from llm_backends.store import tokens
+
     settings = Settings()
-    migrations.upgrade(settings.database_url)
+    _upgrade(settings)
     path = Path(settings.token_file)
 
     async def work(sessions):  # type: ignore[no-untyped-def]

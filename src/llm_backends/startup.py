@@ -16,14 +16,16 @@ import socket
 import sys
 import traceback
 from collections.abc import Callable, Iterator
-from typing import ParamSpec, TypeVar
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 import click
 import pydantic
 import typer
-from sqlalchemy.engine import URL, make_url
 
 from llm_backends.settings import LogLevelSetting, Settings
+
+if TYPE_CHECKING:  # SQLAlchemy is imported where a URL is parsed: the CLI starts without it
+    from sqlalchemy.engine import URL
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -62,6 +64,8 @@ class SqliteDirectoryMissing(OSError):
 def check_sqlite_directory(database_url: str) -> None:
     """A SQLite file's directory must exist. Checked up front: the driver's own failure
     leaves a worker thread that prints a traceback of its own as the loop closes."""
+    from sqlalchemy.engine import make_url
+
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
         return
@@ -185,6 +189,8 @@ def _causes(error: BaseException) -> Iterator[BaseException]:
 
 
 def _database_url() -> URL | None:
+    from sqlalchemy.engine import make_url
+
     try:
         return make_url(Settings().database_url)
     except Exception:

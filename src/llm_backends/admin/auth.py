@@ -5,7 +5,6 @@ from __future__ import annotations
 import hmac
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
@@ -13,25 +12,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from llm_backends.scopes import IMPLIED, Scope
 from llm_backends.store import tokens
 from llm_backends.store.audit import Actor
-
-
-class Scope(StrEnum):
-    READ = "llm_backends:read"
-    WRITE = "llm_backends:write"
-    METRICS = "llm_backends:metrics"
-    GENERATE = "llm:generate"
-    #: Create, list and revoke tokens over HTTP.
-    TOKENS = "tokens:manage"
-    #: Receive backends' api_key from the model lookup (a library router needs it).
-    SECRETS = "llm_backends:secrets"
-
-
-#: A scope also grants these.
-IMPLIED: dict[str, frozenset[str]] = {
-    Scope.WRITE: frozenset({Scope.READ, Scope.METRICS}),
-}
 
 #: What a 403 says is missing.
 _SCOPE_WORD = {
