@@ -28,6 +28,7 @@ import json
 import os
 import statistics
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -64,6 +65,50 @@ def raw_request(backend: str, mock_url: str, model: str) -> tuple[str, dict[str,
     return mock_url + "/v1/completions", body
 
 
+Call = Callable[[], Awaitable[str]]
+
+
+def pool_call(pool: HttpPool, backend: str, mock_url: str, model: str) -> Call:
+    """The raw call on the router's own pool: the request `generate()` sends, built by hand."""
+    url, payload = raw_request(backend, mock_url, model)
+    headers = (("Content-Type", "application/json"),)
+
+    async def call() -> str:
+        response = await pool.request(
+            b"POST", url, orjson.dumps(payload), headers, connect_timeout=3, total=60
+        )
+        try:
+            body, _ = await response.read(1 << 24)
+        finally:
+            response.release()
+        if response.status != 200:
+            raise RuntimeError(f"lean call: HTTP {response.status}")
+        obj = orjson.loads(body)
+        return str(obj["response"] if backend == "ollama" else obj["choices"][0]["text"])
+
+    return call
+
+
+def static_router(backend: str, mock_url: str, model: str) -> LLMRouter:
+    """A router whose one config (`model` on the mock) comes from memory, stats off."""
+    config = BackendConfig(
+        model_name=model,
+        backend_type=backend,
+        endpoint_url=mock_url,
+        max_tokens=16,
+        timeout_seconds=60,
+    )
+    return LLMRouter(config_source=StaticSource(config), stats_sink=None, cache_ttl=60)
+
+
+def generate_call(router: LLMRouter, model: str) -> Call:
+    async def call() -> str:
+        result = await router.generate(model=model, prompt=PROMPT, temperature=0.2, max_tokens=16)
+        return str(result["response"])
+
+    return call
+
+
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
     model = args.model
     url, payload = raw_request(args.backend, args.mock_url, model)
@@ -83,20 +128,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             return str(obj["response"] if args.backend == "ollama" else obj["choices"][0]["text"])
 
     pool = HttpPool(asyncio.get_running_loop())
-    lean_headers = tuple(headers.items())
-
-    async def lean_call() -> str:
-        response = await pool.request(
-            b"POST", url, orjson.dumps(payload), lean_headers, connect_timeout=3, total=60
-        )
-        try:
-            body, _ = await response.read(1 << 24)
-        finally:
-            response.release()
-        if response.status != 200:
-            raise RuntimeError(f"lean call: HTTP {response.status}")
-        obj = orjson.loads(body)
-        return str(obj["response"] if args.backend == "ollama" else obj["choices"][0]["text"])
+    lean_call = pool_call(pool, args.backend, args.mock_url, model)
 
     if args.admin_url:
         os.environ.update(
@@ -107,18 +139,9 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         )
         router = get_llm_router()
     else:
-        config = BackendConfig(
-            model_name=model,
-            backend_type=args.backend,
-            endpoint_url=args.mock_url,
-            max_tokens=16,
-            timeout_seconds=60,
-        )
-        router = LLMRouter(config_source=StaticSource(config), stats_sink=None, cache_ttl=60)
+        router = static_router(args.backend, args.mock_url, model)
 
-    async def router_call() -> str:
-        result = await router.generate(model=model, prompt=PROMPT, temperature=0.2, max_tokens=16)
-        return str(result["response"])
+    router_call = generate_call(router, model)
 
     try:
         # Warm-up: fills the route cache, opens pooled connections, warms code paths.
