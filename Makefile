@@ -19,7 +19,8 @@ $(STAMP): pyproject.toml
 
 # pip compiles the dependencies' bytecode, not an editable install's: under
 # PYTHONDONTWRITEBYTECODE=1 (common in containers and CI) every start, and every server a test
-# spawns, would compile src/ (and the benchmark's and tests' helper processes) again (~0.3-0.5 s of a cold start here). Up-to-date files are skipped.
+# spawns, would compile src/ (and the bench and test helper processes) again: ~0.3-0.5 s of a
+# cold start here. Up-to-date files are skipped.
 bytecode:
 	$(BIN)/python -m compileall -q src bench tests
 

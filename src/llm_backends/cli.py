@@ -26,10 +26,10 @@ register_http_commands(app)  # backends, run, ps, check, audit, --version
 T = TypeVar("T")
 
 
-def _upgrade(settings: Settings) -> None:
+def _upgrade(settings: Settings, revision: str = "head") -> None:
     from llm_backends.store import migrate as migrations
 
-    migrations.upgrade(settings.database_url)
+    migrations.upgrade(settings.database_url, revision)
 
 
 def _with_sessions(settings: Settings, work: Callable[..., Awaitable[T]]) -> T:
@@ -59,11 +59,12 @@ def serve(
     ] = None,
 ) -> None:
     """Start the Admin API and the gateway. SIGTERM/SIGINT drain it (see README, Shutdown)."""
+    # Alembic (under store.migrate) logs a "setup plugin" line per plugin as it is imported:
+    # imported here, before logging is configured, those lines go nowhere.
     from llm_backends import serving
     from llm_backends.banner import banner
     from llm_backends.logs import configure_logging
-    from llm_backends.store import migrate as migrations  # before logging is configured:
-    # Alembic logs a "setup plugin" line per plugin as it is imported (INFO lines once it is)
+    from llm_backends.store import migrate as migrations
 
     settings = Settings()
     startup.check_port_free(host or settings.host, port or settings.port)
@@ -84,9 +85,7 @@ def serve(
 @startup.readable_failures("migrate")
 def migrate(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
     """Apply pending database migrations."""
-    from llm_backends.store import migrate as migrations
-
-    migrations.upgrade(Settings().database_url, revision)
+    _upgrade(Settings(), revision)
     typer.echo(f"Database migrated to {revision}.")
 
 
