@@ -12,7 +12,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -153,27 +153,65 @@ async def bounded(what: str, seconds: float = BOUND) -> AsyncIterator[None]:
 # -- leak probes ----------------------------------------------------------------------------
 
 
-def open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
+def open_fds() -> dict[int, str]:
+    """This process's descriptors and what each is (a path, `socket:[inode]`, `pipe:[...]`)."""
+    found = {}
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            found[int(name)] = os.readlink(f"/proc/self/fd/{name}")
+        except OSError:  # closed since the listing (the listing's own descriptor, typically)
+            continue
+    return found
 
 
-def established_to(ports: list[int]) -> dict[int, int]:
-    """Client-side ESTABLISHED TCP connections to each of `ports` (from any loopback peer)."""
-    wanted = {f"{port:04X}": port for port in ports}
-    counts = dict.fromkeys(ports, 0)
+#: /proc/net/tcp's connection states by code (the ones a leak shows).
+TCP_STATES = {"01": "ESTABLISHED", "02": "SYN_SENT", "06": "TIME_WAIT", "08": "CLOSE_WAIT",
+              "04": "FIN_WAIT1", "05": "FIN_WAIT2", "09": "LAST_ACK", "0A": "LISTEN"}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TcpSocket:
+    local_port: int
+    remote_port: int
+    state: str
+    inode: str
+
+    def __str__(self) -> str:  # ports only: everything here is on loopback
+        state = TCP_STATES.get(self.state, self.state)
+        return f"tcp :{self.local_port} -> :{self.remote_port} {state}"
+
+
+def tcp_sockets() -> Iterator[TcpSocket]:
+    """Every TCP socket of this network namespace, from /proc/net/tcp and tcp6."""
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             with open(table) as lines:
                 next(lines)
                 for line in lines:
-                    # "sl local_address rem_address st ...", addresses as HEXIP:HEXPORT
-                    _, _, remote, state = line.split(None, 4)[:4]
-                    port = wanted.get(remote[-4:])
-                    if port is not None and state == "01":
-                        counts[port] += 1
+                    # "sl local_address rem_address st ... inode ...", addresses as HEXIP:HEXPORT
+                    fields = line.split()
+                    local, remote = int(fields[1][-4:], 16), int(fields[2][-4:], 16)
+                    yield TcpSocket(local, remote, fields[3], fields[9])
         except FileNotFoundError:
             continue
+
+
+def established_to(ports: list[int]) -> dict[int, int]:
+    """Client-side ESTABLISHED TCP connections to each of `ports` (from any loopback peer)."""
+    counts = dict.fromkeys(ports, 0)
+    for sock in tcp_sockets():
+        if sock.remote_port in counts and sock.state == "01":
+            counts[sock.remote_port] += 1
     return counts
+
+
+def described_sockets() -> dict[str, str]:
+    """`socket:[inode]` (a descriptor's link) -> what the socket is."""
+    with open("/proc/net/unix") as lines:
+        next(lines)  # an event loop's self-pipe, typically
+        described = {f"socket:[{line.split()[6]}]": "unix socket" for line in lines}
+    described.update((f"socket:[{sock.inode}]", str(sock)) for sock in tcp_sockets())
+    return described
 
 
 def port_of(url: str) -> int:
@@ -192,7 +230,8 @@ def acquired_connections(router: Any) -> int:
 
 @dataclass(frozen=True)
 class Snapshot:
-    fds: int
+    #: descriptor -> what it is (see `open_fds`)
+    fds: dict[int, str]
     tasks: int
     connections: dict[int, int]
     acquired: int
@@ -200,8 +239,9 @@ class Snapshot:
     def excess_over(self, baseline: Snapshot) -> list[str]:
         """What is above the baseline (an empty list: nothing leaked)."""
         excess = []
-        if self.fds > baseline.fds:
-            excess.append(f"file descriptors {baseline.fds} -> {self.fds}")
+        if len(self.fds) > len(baseline.fds):
+            excess.append(f"file descriptors {len(baseline.fds)} -> {len(self.fds)} "
+                          f"(new: {self.new_fds(baseline)})")  # fmt: skip
         if self.tasks > baseline.tasks:
             excess.append(f"asyncio tasks {baseline.tasks} -> {self.tasks}")
         for port, count in self.connections.items():
@@ -211,6 +251,12 @@ class Snapshot:
         if self.acquired:
             excess.append(f"{self.acquired} pool connection(s) never released")
         return excess
+
+    def new_fds(self, baseline: Snapshot) -> str:
+        """The descriptors that were not open at the baseline, sockets named by their ports."""
+        named = described_sockets()
+        new = [t for fd, t in sorted(self.fds.items()) if baseline.fds.get(fd) != t]
+        return ", ".join(named.get(target, target) for target in new) or "none by number"
 
 
 @dataclass

@@ -56,6 +56,8 @@ def served(tmp_path: Path, fake_ollama: FakeServer) -> Iterator[Served]:
         "MAX_BACKEND_RESPONSE_BYTES": str(LIMIT),
         "BREAKER_FAILURE_THRESHOLD": "1000000",
         "METRICS_REPORT_INTERVAL": "3600",
+        # A timed probe round would pool connections of its own between the two counts.
+        "HEALTH_CHECK_INTERVAL": "3600",
         "LOG_LEVEL": "INFO",
         "LOG_JSON": "true",
     }
