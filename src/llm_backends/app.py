@@ -26,6 +26,7 @@ from llm_backends.store.crypto import SecretBox
 from llm_backends.store.db import engine_from_settings, session_factory
 from llm_backends.store.events import ConfigChanges
 from llm_backends.store.notify import start_notifier
+from llm_backends.store.retention import start_audit_pruner
 from llm_backends.ui import install_ui
 
 
@@ -50,10 +51,13 @@ def create_app(settings: Settings | None = None) -> FastPathAPI:
         app.state.change_feed = feed.ChangeFeed(app.state.sessions, app.state.config_changes)
         notifier = start_notifier(app.state.sessions, app.state.config_changes, settings=settings)
         release = feed.release_on_shutdown_signal(app.state.change_feed)
+        pruner = await start_audit_pruner(app.state.sessions, settings.audit_retention_days)
         try:
             yield
         finally:
             release()
+            if pruner is not None:
+                await pruner.stop()
             app.state.change_feed.close()
             await notifier.stop()
             await app.state.gateway.close()

@@ -72,6 +72,15 @@ class Settings(BaseSettings):
             "PostgreSQL, the whole change propagation on SQLite."
         ),
     )
+    audit_retention_days: int = Field(
+        default=0,
+        ge=0,
+        le=36_500,
+        description=(
+            "Audit entries older than this many days are deleted, at start and hourly, by every "
+            "server process; 0 keeps them forever."
+        ),
+    )
     config_listen_url: str | None = Field(
         default=None,
         description=(

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from llm_backends.store.models import AuditEntry, LLMBackend, utcnow
@@ -154,6 +154,17 @@ async def backend_history(session: AsyncSession, backend_id: int) -> Sequence[Au
         .order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
     )
     return (await session.scalars(query)).all()
+
+
+async def prune(session: AsyncSession, before: datetime) -> int:
+    """Delete the entries written before `before` (the retention); how many went."""
+    result = await session.execute(
+        delete(AuditEntry)
+        .where(AuditEntry.at < before)
+        .execution_options(synchronize_session=False)
+    )
+    await session.commit()
+    return result.rowcount or 0
 
 
 _EVENTS = {"token.create": "token_created", "token.revoke": "token_revoked"}
