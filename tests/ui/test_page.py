@@ -30,6 +30,17 @@ def row(page: Page, model: str):  # type: ignore[no-untyped-def]
     )
 
 
+def call_as(server: OperatorServer, token: str, method: str, path: str, **kwargs: object):  # type: ignore[no-untyped-def]
+    headers = {"Authorization": f"Bearer {token}"}
+    return httpx.request(method, server.url + path, headers=headers, **kwargs)  # type: ignore[arg-type]
+
+
+def token_row(page: Page, name: str):  # type: ignore[no-untyped-def]
+    return page.locator("#token-rows tr").filter(
+        has=page.locator(".token-name", has_text=re.compile(f"^{re.escape(name)}"))
+    )
+
+
 def has_history(server: OperatorServer) -> bool:
     answer = httpx.get(
         server.url + "/api/llm-backends/1/history",
@@ -142,6 +153,89 @@ def test_a_writer_creates_edits_toggles_tries_and_deletes_a_config(
     assert page.dialogs == []
 
 
+def test_a_token_manager_creates_a_token_sees_it_once_and_revokes_it(
+    page: Page, server: OperatorServer
+) -> None:
+    sign_in(page, server, server.write_token)
+    panel = page.locator("#tokens-panel")
+    expect(panel).to_be_visible()
+    expect(token_row(page, "viewer")).to_contain_text("llm_backends:read")  # the fixture's
+    # The bootstrap token has every scope, so every scope is offered.
+    expect(panel.locator("input[name=scopes]")).to_have_count(6)
+
+    # No scope chosen: said beside the form, nothing created.
+    page.fill("#token-name", "ci-reader")
+    page.click("#token-create")
+    expect(page.locator("#token-error")).to_have_text("scopes: choose at least one")
+    expect(token_row(page, "ci-reader")).to_have_count(0)
+
+    panel.locator("input[value='llm_backends:read']").check()
+    page.click("#token-create")
+    expect(page.locator("#new-token")).to_be_visible()
+    expect(page.locator("#new-token-name")).to_have_text("ci-reader")
+    created = page.locator("#new-token-value").input_value()
+    assert created.startswith("llmb_")
+    expect(token_row(page, "ci-reader")).to_contain_text("active")
+    shoot(page, "09-tokens")
+    # The token shown works, with the scope chosen and no other.
+    assert call_as(server, created, "GET", "/api/llm-backends").status_code == 200
+    assert call_as(server, created, "GET", "/api/auth/whoami").json()["scopes"] == [
+        "llm_backends:read"
+    ]
+    assert call_as(server, created, "POST", "/api/llm-backends", json={}).status_code == 403
+    # Shown once: the list carries no token value, and signing out takes it off the page.
+    listed = call_as(server, server.write_token, "GET", "/api/tokens").json()
+    assert all("token" not in item for item in listed)
+    page.click("#sign-out")
+    assert page.locator("#new-token-value").input_value() == ""
+    sign_in(page, server, server.write_token)
+    expect(page.locator("#new-token")).to_be_hidden()
+    expect(token_row(page, "ci-reader")).to_contain_text("active")
+
+    # Revoke asks first: cancel keeps it working, confirm ends it at once.
+    token_row(page, "ci-reader").locator("[data-action=revoke]").click()
+    expect(page.locator("#revoke-name")).to_have_text("ci-reader")
+    page.click("#revoke-dialog button[value=cancel]")
+    assert call_as(server, created, "GET", "/api/llm-backends").status_code == 200
+    token_row(page, "ci-reader").locator("[data-action=revoke]").click()
+    page.click("#confirm-revoke")
+    expect(token_row(page, "ci-reader")).to_contain_text("revoked")
+    expect(token_row(page, "ci-reader").locator("[data-action=revoke]")).to_have_count(0)
+    assert call_as(server, created, "GET", "/api/llm-backends").status_code == 401
+    assert page.dialogs == []
+
+
+def test_a_manager_grants_only_its_own_scopes_and_can_revoke_itself(
+    page: Page, server: OperatorServer
+) -> None:
+    made = call_as(
+        server,
+        server.write_token,
+        "POST",
+        "/api/tokens",
+        json={"name": "team-lead", "scopes": ["tokens:manage", "llm_backends:read"]},
+    )
+    assert made.status_code == 201, made.text
+    own = made.json()["token"]
+    sign_in(page, server, own)
+    panel = page.locator("#tokens-panel")
+    offered = panel.locator("input[name=scopes]")
+    expect(offered).to_have_count(2)
+    assert sorted(offered.evaluate_all("boxes => boxes.map(b => b.value)")) == [
+        "llm_backends:read",
+        "tokens:manage",
+    ]
+    expect(token_row(page, "team-lead")).to_contain_text("(this page)")
+
+    # Revoking the page's own token signs the page out.
+    token_row(page, "team-lead").locator("[data-action=revoke]").click()
+    page.click("#confirm-revoke")
+    expect(page.locator("#sign-in-view")).to_be_visible()
+    expect(page.locator("#sign-in-error")).to_have_text("You revoked the token this page used.")
+    assert page.evaluate("sessionStorage.length") == 0
+    assert call_as(server, own, "GET", "/api/llm-backends").status_code == 401
+
+
 HOSTILE_NAME = "<img src=x onerror=alert('name')>"
 HOSTILE_DESCRIPTION = (
     "<script>window.injected = 1; alert('script')</script>"
@@ -163,8 +257,17 @@ def test_what_users_typed_is_shown_as_text_and_runs_nothing(
         },
     )
     assert created.status_code == 201, created.text
+    hostile_token = call_as(
+        server,
+        server.write_token,
+        "POST",
+        "/api/tokens",
+        json={"name": HOSTILE_NAME, "scopes": ["llm_backends:read"]},
+    )
+    assert hostile_token.status_code == 201, hostile_token.text
     try:
         sign_in(page, server, server.write_token)
+        expect(token_row(page, HOSTILE_NAME).locator(".token-name")).to_have_text(HOSTILE_NAME)
         hostile = row(page, HOSTILE_NAME)
         expect(hostile.locator(".model")).to_have_text(HOSTILE_NAME)
         expect(hostile.locator(".description")).to_have_text(HOSTILE_DESCRIPTION)
@@ -188,6 +291,7 @@ def test_what_users_typed_is_shown_as_text_and_runs_nothing(
             f"{server.url}/api/llm-backends/{created.json()['id']}",
             headers={"Authorization": f"Bearer {server.write_token}"},
         )
+        call_as(server, server.write_token, "DELETE", f"/api/tokens/{hostile_token.json()['id']}")
 
 
 def test_a_read_token_sees_but_cannot_edit(
@@ -208,6 +312,7 @@ def test_a_read_token_sees_but_cannot_edit(
         expect(page.locator("#who-role")).to_have_text("read only")
         expect(row(page, "seen-only")).to_have_count(1)
         expect(page.locator("#new-config")).to_be_hidden()
+        expect(page.locator("#tokens-panel")).to_be_hidden()  # no tokens:manage
         for action in ("edit", "delete", "toggle"):
             expect(page.locator(f"[data-action={action}]")).to_have_count(0)
         expect(row(page, "seen-only")).to_contain_text("enabled")

@@ -5,6 +5,7 @@ import { $ } from "./dom.js";
 import { ConfigForm } from "./form.js";
 import { installHistoryDialog, openHistory } from "./history.js";
 import { renderDefaults, renderTable } from "./table.js";
+import { TokensPanel } from "./tokens.js";
 import { TryPanel } from "./tryit.js";
 
 const REFRESH_MS = 5000;
@@ -12,6 +13,9 @@ const REFRESH_MS = 5000;
 const state = { me: null, configs: [], timer: null, lastRender: "" };
 const tryPanel = new TryPanel();
 const configForm = new ConfigForm({ onSaved: () => refresh(true) });
+const tokensPanel = new TokensPanel({
+  onOwnRevoked: () => { session.token = null; showSignIn("You revoked the token this page used."); },
+});
 installHistoryDialog();
 
 function showSignIn(message = "") {
@@ -19,6 +23,7 @@ function showSignIn(message = "") {
   state.me = null;
   $("app-view").hidden = true;
   $("who").hidden = true;
+  tokensPanel.hide();
   $("sign-in-view").hidden = false;
   $("sign-in-error").textContent = message;
   $("token-input").focus();
@@ -48,6 +53,7 @@ async function signIn(token) {
   role.textContent = state.me.canWrite ? "read · write" : "read only";
   role.className = `badge ${state.me.canWrite ? "" : "read"}`;
   $("new-config").hidden = !state.me.canWrite;
+  tokensPanel.show(state.me);
   await refresh(true);
 }
 
