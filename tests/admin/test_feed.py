@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
+from llm_backends.admin.feed import ChangeFeed
 from tests.conftest import LiveServer
 
 PHI = {
@@ -21,6 +24,21 @@ def version_of(server: LiveServer) -> int:
     assert response.status_code == 200, response.text
     assert response.json()["changes"] == []
     return response.json()["version"]
+
+
+def feed_of(server: LiveServer) -> ChangeFeed:
+    """The server's feed (the app runs in a thread of this process)."""
+    feed: ChangeFeed = server.thread.server.config.app.state.change_feed
+    return feed
+
+
+def wait_for(condition: Callable[[], bool], what: str, seconds: float = 10.0) -> None:
+    """Poll (bounded) until `condition` holds; fail naming `what` otherwise."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"not within {seconds}s: {what}")
+        time.sleep(0.01)
 
 
 def changes_since(server: LiveServer, since: int, timeout: float = 0) -> dict:
@@ -74,13 +92,26 @@ def test_a_held_poll_answers_when_a_write_lands(live_server: LiveServer) -> None
 
     poller = threading.Thread(target=poll)
     poller.start()
-    time.sleep(0.3)  # let the poll be held (if it answered early, the assertions below fail)
+    wait_for(lambda: feed_of(live_server).held == 1, "the poll is held")
     assert not answers, "a poll with nothing new must be held"
     assert live_server.admin.post("/api/llm-backends", json=PHI).status_code == 201
     poller.join(10)
     ((feed, elapsed),) = answers
     assert feed["changes"] == [{"model_name": "phi3:mini", "version": start + 1}]
     assert elapsed < 10  # woken by the write, not by its 20 s timeout
+
+
+def test_a_poll_whose_client_leaves_is_let_go_at_once(live_server: LiveServer) -> None:
+    """A follower that went away (a closed router, a killed service) holds no place among
+    the polls, nor the server's shutdown, until its timeout."""
+    start = version_of(live_server)
+    feed = feed_of(live_server)
+    port = int(live_server.url.rsplit(":", 1)[1])
+    request = f"GET /api/llm-backends/changes?since={start}&timeout=60 HTTP/1.1\r\nHost: t\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", port)) as follower:
+        follower.sendall(request.encode())
+        wait_for(lambda: feed.held == 1, "the poll is held")
+    wait_for(lambda: feed.held == 0, "the poll let go after its client left (timeout: 60 s)")
 
 
 def test_nothing_new_answers_at_the_timeout(live_server: LiveServer) -> None:

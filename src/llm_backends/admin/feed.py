@@ -12,18 +12,21 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from types import FrameType
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.types import Receive
 
 from llm_backends.store.changes import ChangeLog, changes_since, current_version
 from llm_backends.store.events import ConfigChanges
 
 router = APIRouter(prefix="/api/llm-backends", tags=["llm-backends"])
+
+T = TypeVar("T")
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
 MAX_TIMEOUT_SECONDS = 60.0
@@ -61,6 +64,11 @@ class ChangeFeed:
     def _on_change(self, _model_name: str | None) -> None:
         self._wake.set()
         self._wake = asyncio.Event()
+
+    @property
+    def held(self) -> int:
+        """Polls held now."""
+        return self._waiters
 
     def close(self) -> None:
         """Answer every held poll now (shutdown must not wait for them)."""
@@ -129,6 +137,32 @@ def release_on_shutdown_signal(feed: ChangeFeed) -> Callable[[], None]:
     return restore
 
 
+async def unless_client_leaves(request: Request, work: Awaitable[T]) -> T | Response:
+    """`work`'s result; or, when the client disconnects first, `work` cancelled at once.
+
+    A held poll whose follower went away (a closed library router, a killed service) would
+    otherwise keep its place among MAX_WAITERS, and keep the server from stopping, until its
+    timeout. Nobody reads the 499 answered then.
+    """
+    answer = asyncio.ensure_future(work)
+    gone = asyncio.ensure_future(_disconnect(request.receive))
+    try:
+        await asyncio.wait((answer, gone), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+    if answer.done():
+        return answer.result()
+    answer.cancel()
+    await asyncio.gather(answer, return_exceptions=True)
+    return Response(status_code=499)
+
+
+async def _disconnect(receive: Receive) -> None:
+    """Returns when the client has gone (a GET's own request message comes first)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
 def _render(change_log: ChangeLog) -> ChangesOut:
     return ChangesOut(
         version=change_log.version,
@@ -158,6 +192,6 @@ async def get_changes(
         float,
         Query(ge=0, le=MAX_TIMEOUT_SECONDS, description="Seconds to hold when nothing changed."),
     ] = DEFAULT_TIMEOUT_SECONDS,
-) -> ChangesOut:
+) -> ChangesOut | Response:
     feed: ChangeFeed = request.app.state.change_feed
-    return await feed.answer(since, timeout)
+    return await unless_client_leaves(request, feed.answer(since, timeout))
