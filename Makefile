@@ -3,10 +3,12 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+CLIENTS := .venv-clients
+CLIENTS_STAMP := $(CLIENTS)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: install bytecode browser run test test-fast bench soak lint clean
+.PHONY: install clients bytecode browser run test test-fast bench soak lint clean
 
 # Re-installs only when pyproject.toml changes.
 install: $(STAMP)
@@ -16,6 +18,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	$(BIN)/python -m pip install -q -e '.[mlx]' || echo "mlx[cpu] could not be installed here: the real mlx_lm.server tests will skip"
 	touch $(STAMP)
+
+# Clients whose pins exclude the project's own (instructor): their own venv, run by the tests.
+clients: $(CLIENTS_STAMP)
+$(CLIENTS_STAMP): tests/clients/requirements.txt
+	test -x $(CLIENTS)/bin/python || $(PYTHON) -m venv $(CLIENTS)
+	$(CLIENTS)/bin/python -m pip install -q -r tests/clients/requirements.txt
+	touch $(CLIENTS_STAMP)
 
 # pip compiles the dependencies' bytecode, not an editable install's: under
 # PYTHONDONTWRITEBYTECODE=1 (common in containers and CI) every start, and every server a test
@@ -34,7 +43,7 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || \
 	  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
 
-test: install browser bytecode
+test: install clients browser bytecode
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install
@@ -47,5 +56,5 @@ soak: install
 	$(BIN)/python -m bench.soak $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info
+	rm -rf $(VENV) $(CLIENTS) build *.egg-info src/*.egg-info
 	find src bench tests -name __pycache__ -prune -exec rm -rf {} +

@@ -1,7 +1,6 @@
 """LangChain's ChatOpenAI and ChatOllama through the gateway: tools with `bind_tools` and
 structured extraction with `with_structured_output`, judged by what LangChain parses.
-(instructor's modes are what ChatOpenAI's are on the wire: `tools` with a named
-`tool_choice`, and `response_format`; its pinned openai range excludes this project's.)"""
+(instructor, in its own venv: test_instructor.py.)"""
 
 from __future__ import annotations
 
