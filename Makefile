@@ -8,7 +8,7 @@ CLIENTS_STAMP := $(CLIENTS)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: install clients bytecode browser run test test-fast bench soak lint clean
+.PHONY: install clients bytecode browser run test bench soak lint clean
 
 # Re-installs only when pyproject.toml changes.
 install: $(STAMP)

@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastPathAPI:
         )
         # Other processes' writes (NOTIFY + version poll) into config_changes; the feed.
         app.state.change_feed = feed.ChangeFeed(app.state.sessions, app.state.config_changes)
+        feed.export_held_polls(app.state.change_feed, app.state.gateway.metrics.registry)
         notifier = start_notifier(app.state.sessions, app.state.config_changes, settings=settings)
         release = feed.release_on_shutdown_signal(app.state.change_feed)
         pruner = await start_audit_pruner(app.state.sessions, settings.audit_retention_days)

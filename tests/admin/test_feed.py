@@ -111,6 +111,8 @@ def test_a_poll_whose_client_leaves_is_let_go_at_once(live_server: LiveServer) -
     with socket.create_connection(("127.0.0.1", port)) as follower:
         follower.sendall(request.encode())
         wait_for(lambda: feed.held == 1, "the poll is held")
+        metrics = live_server.client().get("/metrics").text
+        assert "\nllm_config_feed_polls_held 1.0\n" in metrics  # what an operator sees
     wait_for(lambda: feed.held == 0, "the poll let go after its client left (timeout: 60 s)")
 
 

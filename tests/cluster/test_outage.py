@@ -4,6 +4,7 @@ shutdown with change-feed polls held."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 import time
@@ -95,6 +96,14 @@ def test_two_processes_on_one_sqlite_file_converge_within_the_poll(
         assert waited < 0.5 + 1.0  # one poll interval, and slack for a loaded machine
 
 
+def polls_held(url: str) -> float:
+    """`llm_config_feed_polls_held` of the process at `url`."""
+    metrics = httpx.get(f"{url}/metrics").text
+    match = re.search(r"^llm_config_feed_polls_held (\S+)$", metrics, re.MULTILINE)
+    assert match, "the gauge is missing from /metrics"
+    return float(match.group(1))
+
+
 def test_shutdown_answers_held_change_polls_at_once(tmp_path: Path) -> None:
     database_url = f"sqlite:///{tmp_path / 'stop.db'}"
     migrate.upgrade(database_url)
@@ -113,7 +122,7 @@ def test_shutdown_answers_held_change_polls_at_once(tmp_path: Path) -> None:
 
         poller = threading.Thread(target=hold)
         poller.start()
-        time.sleep(0.5)  # the poll is held by now
+        seconds_until(lambda: polls_held(served.url) == 1, within=10)
         began = time.monotonic()
         os.kill(served.pid, signal.SIGTERM)
         poller.join(20)

@@ -17,6 +17,7 @@ from types import FrameType
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from prometheus_client import CollectorRegistry, Gauge
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import Receive
@@ -103,6 +104,16 @@ class ChangeFeed:
                     pass
         finally:
             self._waiters -= 1
+
+
+def export_held_polls(feed: ChangeFeed, registry: CollectorRegistry) -> None:
+    """`llm_config_feed_polls_held` on /metrics: the followers (library routers) waiting on
+    this process now, read at scrape time."""
+    Gauge(
+        "llm_config_feed_polls_held",
+        "Change-feed long polls held by this process (library routers following its changes).",
+        registry=registry,
+    ).set_function(lambda: feed.held)
 
 
 def release_on_shutdown_signal(feed: ChangeFeed) -> Callable[[], None]:
