@@ -30,6 +30,15 @@ export function replaceChildren(node, ...children) {
 
 export const $ = (id) => document.getElementById(id);
 
+/** Shows a confirm dialog (buttons valued "cancel" / "confirm"); resolves true on confirm. */
+export function confirmed(dialog) {
+  return new Promise((resolve) => {
+    dialog.returnValue = "";
+    dialog.onclose = () => resolve(dialog.returnValue === "confirm");
+    dialog.showModal();
+  });
+}
+
 export function fmtNumber(value, digits = 0) {
   if (value === null || value === undefined || Number.isNaN(value)) return "—";
   return Number(value).toLocaleString(undefined, {

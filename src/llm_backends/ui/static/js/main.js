@@ -1,7 +1,7 @@
 // The admin page: sign in, then a table of configs refreshed every few seconds.
 
 import { api, ApiError, optional, session, whoami } from "./api.js";
-import { $ } from "./dom.js";
+import { $, confirmed } from "./dom.js";
 import { ConfigForm } from "./form.js";
 import { installHistoryDialog, openHistory } from "./history.js";
 import { renderDefaults, renderTable } from "./table.js";
@@ -73,21 +73,16 @@ const handlers = {
   onDelete: (config) => confirmDelete(config),
 };
 
-function confirmDelete(config) {
-  const dialog = $("confirm-dialog");
+async function confirmDelete(config) {
   $("confirm-name").textContent = config.model_name;
-  dialog.returnValue = "";
-  dialog.onclose = async () => {
-    if (dialog.returnValue !== "confirm") return;
-    try {
-      await api("DELETE", `/api/llm-backends/${config.id}`);
-      banner("");
-    } catch (error) {
-      banner(`Could not delete ${config.model_name}: ${error.message}`);
-    }
-    await refresh(true);
-  };
-  dialog.showModal();
+  if (!await confirmed($("confirm-dialog"))) return;
+  try {
+    await api("DELETE", `/api/llm-backends/${config.id}`);
+    banner("");
+  } catch (error) {
+    banner(`Could not delete ${config.model_name}: ${error.message}`);
+  }
+  await refresh(true);
 }
 
 async function refresh(force = false) {

@@ -2,7 +2,7 @@
 // A new token is shown once, in the page only: the server keeps its hash.
 
 import { api, ApiError } from "./api.js";
-import { $, el, fmtTime, replaceChildren } from "./dom.js";
+import { $, confirmed, el, fmtTime, replaceChildren } from "./dom.js";
 
 export const MANAGE = "tokens:manage";
 
@@ -28,7 +28,6 @@ export class TokensPanel {
     this.form = $("token-form");
     this.form.addEventListener("submit", (event) => { event.preventDefault(); this.create(); });
     $("new-token-copy").addEventListener("click", () => this.copy());
-    this.revokeDialog = $("revoke-dialog");
   }
 
   /** Shown to a token that has tokens:manage; it can grant only the scopes it has. */
@@ -117,22 +116,17 @@ export class TokensPanel {
     }
   }
 
-  confirmRevoke(token) {
-    const dialog = this.revokeDialog;
+  async confirmRevoke(token) {
     $("revoke-name").textContent = token.name;
-    dialog.returnValue = "";
-    dialog.onclose = async () => {
-      if (dialog.returnValue !== "confirm") return;
-      try {
-        await api("DELETE", `/api/tokens/${token.id}`);
-      } catch (error) {
-        $("token-error").textContent = `Could not revoke ${token.name}: ${error.message}`;
-        return;
-      }
-      if (token.id === this.me.token_id) this.onOwnRevoked();
-      else await this.refresh();
-    };
-    dialog.showModal();
+    if (!await confirmed($("revoke-dialog"))) return;
+    try {
+      await api("DELETE", `/api/tokens/${token.id}`);
+    } catch (error) {
+      $("token-error").textContent = `Could not revoke ${token.name}: ${error.message}`;
+      return;
+    }
+    if (token.id === this.me.token_id) this.onOwnRevoked();
+    else await this.refresh();
   }
 }
 
