@@ -47,8 +47,12 @@ def page(browser):  # type: ignore[no-untyped-def]
     context.close()
 
 
-def shoot(page, name: str) -> Path:  # type: ignore[no-untyped-def]
+def shoot(page, name: str, part: str | None = None) -> Path:  # type: ignore[no-untyped-def]
+    """The whole page, or the element `part` (a selector) alone."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    if part is None:
+        page.screenshot(path=str(path), full_page=True)
+    else:
+        page.locator(part).screenshot(path=str(path))
     return path

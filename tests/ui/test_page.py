@@ -150,6 +150,10 @@ def test_a_writer_creates_edits_toggles_tries_and_deletes_a_config(
     row(page, "tiny-chat").locator("[data-action=delete]").click()
     page.click("#confirm-delete")
     expect(row(page, "tiny-chat")).to_have_count(0)
+    # Recent changes (the whole audit log) has the delete on top, named and attributed.
+    if has_history(server):
+        newest = page.locator("#activity-list li").first
+        expect(newest.locator(".what")).to_have_text("Deleted tiny-chat by bootstrap")
     assert page.dialogs == []
 
 
@@ -176,7 +180,11 @@ def test_a_token_manager_creates_a_token_sees_it_once_and_revokes_it(
     created = page.locator("#new-token-value").input_value()
     assert created.startswith("llmb_")
     expect(token_row(page, "ci-reader")).to_contain_text("active")
+    expect(page.locator("#activity-list li").first.locator(".what")).to_have_text(
+        "Token created ci-reader by bootstrap"
+    )
     shoot(page, "09-tokens")
+    shoot(page, "09-tokens-panel", "#tokens-panel")
     # The token shown works, with the scope chosen and no other.
     assert call_as(server, created, "GET", "/api/llm-backends").status_code == 200
     assert call_as(server, created, "GET", "/api/auth/whoami").json()["scopes"] == [
@@ -201,6 +209,9 @@ def test_a_token_manager_creates_a_token_sees_it_once_and_revokes_it(
     page.click("#confirm-revoke")
     expect(token_row(page, "ci-reader")).to_contain_text("revoked")
     expect(token_row(page, "ci-reader").locator("[data-action=revoke]")).to_have_count(0)
+    expect(page.locator("#activity-list li").first.locator(".what")).to_have_text(
+        "Token revoked ci-reader by bootstrap"
+    )
     assert call_as(server, created, "GET", "/api/llm-backends").status_code == 401
     assert page.dialogs == []
 
@@ -236,6 +247,42 @@ def test_a_manager_grants_only_its_own_scopes_and_can_revoke_itself(
     assert call_as(server, own, "GET", "/api/llm-backends").status_code == 401
 
 
+def test_recent_changes_page_through_the_audit_log(
+    page: Page, server: OperatorServer, fake_backend: FakeServer[OpenAIBehaviour]
+) -> None:
+    auth = {"Authorization": f"Bearer {server.write_token}"}
+    ids = []
+    try:
+        for i in range(25):
+            body = {"model_name": f"bulk-{i:02d}", "backend_type": "openai"}
+            created = httpx.post(
+                server.url + "/api/llm-backends",
+                headers=auth,
+                json={**body, "endpoint_url": fake_backend.url},
+            )
+            assert created.status_code == 201, created.text
+            ids.append(created.json()["id"])
+        total = httpx.get(server.url + "/api/audit", headers=auth).json()["total"]
+        sign_in(page, server, server.read_token)  # reading the log needs read, not write
+        entries = page.locator("#activity-list li")
+        expect(entries).to_have_count(20)
+        newest = entries.first
+        expect(newest.locator(".what")).to_have_text("Created bulk-24 by bootstrap")
+        expect(page.locator("#activity-count")).to_have_text(f"{total} in all")
+        # The fields fold into their names; a click shows the values.
+        expect(newest.locator("summary")).to_contain_text("model_name, backend_type")
+        expect(newest.locator(".changes")).to_be_hidden()
+        newest.locator("summary").click()
+        expect(newest.locator(".changes")).to_contain_text("bulk-24")
+        page.click("#activity-more")
+        expect(entries).to_have_count(min(40, total))
+        expect(entries.nth(20).locator(".what")).to_have_text("Created bulk-04 by bootstrap")
+        shoot(page, "10-recent-changes", "#activity-panel")
+    finally:
+        for config_id in ids:
+            httpx.delete(f"{server.url}/api/llm-backends/{config_id}", headers=auth)
+
+
 HOSTILE_NAME = "<img src=x onerror=alert('name')>"
 HOSTILE_DESCRIPTION = (
     "<script>window.injected = 1; alert('script')</script>"
@@ -268,6 +315,7 @@ def test_what_users_typed_is_shown_as_text_and_runs_nothing(
     try:
         sign_in(page, server, server.write_token)
         expect(token_row(page, HOSTILE_NAME).locator(".token-name")).to_have_text(HOSTILE_NAME)
+        expect(page.locator("#activity-list .target").first).to_have_text(f" {HOSTILE_NAME}")
         hostile = row(page, HOSTILE_NAME)
         expect(hostile.locator(".model")).to_have_text(HOSTILE_NAME)
         expect(hostile.locator(".description")).to_have_text(HOSTILE_DESCRIPTION)

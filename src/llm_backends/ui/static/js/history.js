@@ -13,20 +13,34 @@ function show(value) {
   return typeof value === "string" ? value : JSON.stringify(value);
 }
 
-function entryItem(entry) {
+function changesTable(kind, changes) {
+  return el("table", { className: "changes" }, el("tbody", {},
+    changes.map(([field, change]) => el("tr", {},
+      el("td", { className: "muted" }, field),
+      kind === "create" ? null : el("td", { className: "before" }, show(change?.before)),
+      kind === "create" ? null : el("td", {}, "→"),
+      el("td", { className: "after" }, show(change?.after))))));
+}
+
+/** One audit entry. `withTarget` (the log of every config and token): it names what it
+ *  changed, and its fields fold into a one-line summary. */
+export function entryItem(entry, { withTarget = false } = {}) {
   const action = String(entry.action || "");
   const kind = action.split(".")[1] || "";
   const changes = Object.entries(entry.changes || {});
+  const target = entry.target?.model_name ?? entry.target?.name ?? "";
+  let details = changes.length ? changesTable(kind, changes) : null;
+  if (details && withTarget) {
+    details = el("details", {},
+      el("summary", { className: "muted small" }, changes.map(([field]) => field).join(", ")),
+      details);
+  }
   return el("li", { className: kind },
     el("div", { className: "what" }, VERBS[action] || action,
+      withTarget && target ? el("span", { className: "target" }, ` ${target}`) : null,
       el("span", { className: "muted" }, ` by ${entry.actor?.name ?? "unknown"}`)),
     el("div", { className: "when" }, fmtTime(entry.at)),
-    changes.length ? el("table", { className: "changes" }, el("tbody", {},
-      changes.map(([field, change]) => el("tr", {},
-        el("td", { className: "muted" }, field),
-        kind === "create" ? null : el("td", { className: "before" }, show(change?.before)),
-        kind === "create" ? null : el("td", {}, "→"),
-        el("td", { className: "after" }, show(change?.after)))))) : null);
+    details);
 }
 
 export async function openHistory(config) {

@@ -1,5 +1,6 @@
 // The admin page: sign in, then a table of configs refreshed every few seconds.
 
+import { ActivityPanel } from "./activity.js";
 import { api, ApiError, optional, session, whoami } from "./api.js";
 import { $, confirmed } from "./dom.js";
 import { ConfigForm } from "./form.js";
@@ -13,8 +14,10 @@ const REFRESH_MS = 5000;
 const state = { me: null, configs: [], timer: null, lastRender: "" };
 const tryPanel = new TryPanel();
 const configForm = new ConfigForm({ onSaved: () => refresh(true) });
+const activity = new ActivityPanel();
 const tokensPanel = new TokensPanel({
   onOwnRevoked: () => { session.token = null; showSignIn("You revoked the token this page used."); },
+  onChanged: () => activity.refresh(),
 });
 installHistoryDialog();
 
@@ -24,6 +27,7 @@ function showSignIn(message = "") {
   $("app-view").hidden = true;
   $("who").hidden = true;
   tokensPanel.hide();
+  activity.hide();
   $("sign-in-view").hidden = false;
   $("sign-in-error").textContent = message;
   $("token-input").focus();
@@ -99,6 +103,7 @@ async function refresh(force = false) {
     if (force || snapshot !== state.lastRender) {
       state.lastRender = snapshot;
       render(configs, status, timeseries);
+      activity.refresh();  // a write here or elsewhere: its audit entry
     }
     $("refreshed").textContent = `Updated ${new Date().toLocaleTimeString()}`;
   } catch (error) {

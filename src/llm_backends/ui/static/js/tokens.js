@@ -21,9 +21,11 @@ function scopeBadges(scopes) {
 }
 
 export class TokensPanel {
-  /** onOwnRevoked: the signed-in token was revoked here (the page signs out). */
-  constructor({ onOwnRevoked }) {
+  /** onOwnRevoked: the signed-in token was revoked here (the page signs out);
+   *  onChanged: a token was created or revoked (the audit log has a new entry). */
+  constructor({ onOwnRevoked, onChanged }) {
     this.onOwnRevoked = onOwnRevoked;
+    this.onChanged = onChanged;
     this.me = null;
     this.form = $("token-form");
     this.form.addEventListener("submit", (event) => { event.preventDefault(); this.create(); });
@@ -97,6 +99,7 @@ export class TokensPanel {
       $("new-token-value").value = created.token;
       $("new-token").hidden = false;
       this.form.reset();
+      this.onChanged();
       await this.refresh();
     } catch (error) {
       $("token-error").textContent = errorText(error);
@@ -125,8 +128,12 @@ export class TokensPanel {
       $("token-error").textContent = `Could not revoke ${token.name}: ${error.message}`;
       return;
     }
-    if (token.id === this.me.token_id) this.onOwnRevoked();
-    else await this.refresh();
+    if (token.id === this.me.token_id) {
+      this.onOwnRevoked();
+      return;
+    }
+    this.onChanged();
+    await this.refresh();
   }
 }
 
