@@ -35,6 +35,20 @@ def instructor_python() -> Path:
     return PYTHON
 
 
+@pytest.fixture(params=["ollama", "openai"])
+def kind(request: pytest.FixtureRequest) -> str:
+    """The backend type the config of MODEL gets."""
+    return str(request.param)
+
+
+@pytest.fixture
+def fake(
+    kind: str, gateway: GatewayServer, fake_ollama: FakeServer, fake_openai: FakeServer
+) -> FakeServer:
+    """The fake behind MODEL's config, of type `kind`."""
+    return configure(gateway, kind, fake_ollama, fake_openai)
+
+
 def extract(python: Path, gateway: GatewayServer, mode: str, stream: bool = False) -> Any:
     command = [str(python), str(SCRIPT), gateway.url, MODEL, mode] + (["stream"] if stream else [])
     done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
@@ -43,18 +57,11 @@ def extract(python: Path, gateway: GatewayServer, mode: str, stream: bool = Fals
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
-@pytest.mark.parametrize("kind", ["ollama", "openai"])
 def test_json_mode(
-    instructor_python: Path,
-    gateway: GatewayServer,
-    fake_ollama: FakeServer,
-    fake_openai: FakeServer,
-    kind: str,
-    stream: bool,
+    instructor_python: Path, gateway: GatewayServer, fake: FakeServer, kind: str, stream: bool
 ) -> None:
     """instructor's documented Ollama set-up (`Mode.JSON`): `response_format` json_object,
     which the gateway hands an Ollama backend as `format: "json"`."""
-    fake = configure(gateway, kind, fake_ollama, fake_openai)
     fake.configure(reply=json.dumps(PARIS), chunks=4)
     assert extract(instructor_python, gateway, "JSON", stream) == PARIS
     sent = fake.bodies[-1]
@@ -64,15 +71,9 @@ def test_json_mode(
         assert sent["response_format"] == {"type": "json_object"}
 
 
-@pytest.mark.parametrize("kind", ["ollama", "openai"])
 def test_json_schema_mode(
-    instructor_python: Path,
-    gateway: GatewayServer,
-    fake_ollama: FakeServer,
-    fake_openai: FakeServer,
-    kind: str,
+    instructor_python: Path, gateway: GatewayServer, fake: FakeServer, kind: str
 ) -> None:
-    fake = configure(gateway, kind, fake_ollama, fake_openai)
     fake.configure(reply=json.dumps(PARIS))
     assert extract(instructor_python, gateway, "JSON_SCHEMA") == PARIS
     sent = fake.bodies[-1]
@@ -83,20 +84,13 @@ def test_json_schema_mode(
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
-@pytest.mark.parametrize("kind", ["ollama", "openai"])
 def test_tools_mode(
-    instructor_python: Path,
-    gateway: GatewayServer,
-    fake_ollama: FakeServer,
-    fake_openai: FakeServer,
-    kind: str,
-    stream: bool,
+    instructor_python: Path, gateway: GatewayServer, fake: FakeServer, kind: str, stream: bool
 ) -> None:
     """instructor's default: one tool named after the model, forced by a named `tool_choice`.
     Ollama has no tool_choice: the gateway honours the named choice by offering that tool
     alone (README, full-fidelity requests)."""
     name = "PartialCity" if stream else "City"  # create_partial's model is Partial[City]
-    fake = configure(gateway, kind, fake_ollama, fake_openai)
     fake.configure(tool_calls=[{"name": name, "arguments": PARIS}])
     assert extract(instructor_python, gateway, "TOOLS", stream) == PARIS
     sent = fake.bodies[-1]
