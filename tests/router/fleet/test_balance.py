@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import Counter
 
 import pytest
@@ -101,32 +100,35 @@ async def test_killing_a_server_under_32_clients_fails_no_request(make_router, s
 async def test_a_hung_server_never_holds_a_request_past_the_deadline(
     make_router, source, trio: Trio
 ):  # type: ignore[no-untyped-def]
-    trio.fakes[1].configure(delay=60)  # accepts, never answers
+    """Judged by outcomes, not by measured durations: a request held by the hung server
+    (60 s) would fail the 10 s bound; one that timed out says it was the 1 s deadline."""
+    hung = trio.fakes[1]
+    hung.configure(delay=60)  # accepts, never answers
     fleet_config(source, trio.urls, timeout_seconds=1.0)
     router = make_router({"conversation_affinity": False}, config_source=source)
-    waits: list[float] = []
     outcomes: Counter[str] = Counter()
 
     async def one(i: int) -> None:
-        started = time.perf_counter()
         try:
             result = await router.generate(model=MODEL, prompt=f"q{i}")
             outcomes[result["endpoint"]] += 1
-        except BackendTimeout:
+        except BackendTimeout as error:
+            assert "no answer within timeout_seconds=1 " in str(error), error
             outcomes["timeout"] += 1
-        waits.append(time.perf_counter() - started)
 
-    await asyncio.gather(*(one(i) for i in range(30)))
-    assert max(waits) < 1.0 + 0.5, max(waits)  # the deadline, plus scheduling slack
-    assert outcomes[trio.urls[1]] == 0
+    async with asyncio.timeout(10):
+        await asyncio.gather(*(one(i) for i in range(30)))
+    assert outcomes[trio.urls[1]] == 0 and sum(outcomes.values()) == 30
     # 30 requests started at once, before anything was known: the hung server's share
     # timed out at the deadline, and each timeout counted against its breaker, now open.
     timeouts = outcomes["timeout"]
     assert router.breaker_states()[trio.urls[1]] == "open"
-    for i in range(30, 40):
-        await one(i)
+    reached_hung = len(hung.bodies)
+    async with asyncio.timeout(10):
+        for i in range(30, 40):
+            await one(i)
     assert outcomes["timeout"] == timeouts, outcomes
-    assert max(waits[30:]) < 0.5
+    assert len(hung.bodies) == reached_hung  # the open breaker keeps requests off it
 
 
 async def test_an_always_500_server_stops_getting_traffic(make_router, source, trio: Trio):  # type: ignore[no-untyped-def]
