@@ -5,11 +5,11 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Callable
 
 import pytest
 
 from llm_backends.admin.feed import ChangeFeed
+from tests.cluster.support import seconds_until
 from tests.conftest import LiveServer
 
 PHI = {
@@ -30,15 +30,6 @@ def feed_of(server: LiveServer) -> ChangeFeed:
     """The server's feed (the app runs in a thread of this process)."""
     feed: ChangeFeed = server.thread.server.config.app.state.change_feed
     return feed
-
-
-def wait_for(condition: Callable[[], bool], what: str, seconds: float = 10.0) -> None:
-    """Poll (bounded) until `condition` holds; fail naming `what` otherwise."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"not within {seconds}s: {what}")
-        time.sleep(0.01)
 
 
 def changes_since(server: LiveServer, since: int, timeout: float = 0) -> dict:
@@ -92,7 +83,7 @@ def test_a_held_poll_answers_when_a_write_lands(live_server: LiveServer) -> None
 
     poller = threading.Thread(target=poll)
     poller.start()
-    wait_for(lambda: feed_of(live_server).held == 1, "the poll is held")
+    seconds_until(lambda: feed_of(live_server).held == 1, within=10)
     assert not answers, "a poll with nothing new must be held"
     assert live_server.admin.post("/api/llm-backends", json=PHI).status_code == 201
     poller.join(10)
@@ -110,10 +101,10 @@ def test_a_poll_whose_client_leaves_is_let_go_at_once(live_server: LiveServer) -
     request = f"GET /api/llm-backends/changes?since={start}&timeout=60 HTTP/1.1\r\nHost: t\r\n\r\n"
     with socket.create_connection(("127.0.0.1", port)) as follower:
         follower.sendall(request.encode())
-        wait_for(lambda: feed.held == 1, "the poll is held")
+        seconds_until(lambda: feed.held == 1, within=10)
         metrics = live_server.client().get("/metrics").text
         assert "\nllm_config_feed_polls_held 1.0\n" in metrics  # what an operator sees
-    wait_for(lambda: feed.held == 0, "the poll let go after its client left (timeout: 60 s)")
+    seconds_until(lambda: feed.held == 0, within=10)  # its timeout: 60 s
 
 
 def test_nothing_new_answers_at_the_timeout(live_server: LiveServer) -> None:

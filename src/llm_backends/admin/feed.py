@@ -12,22 +12,25 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from types import FrameType
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from prometheus_client import CollectorRegistry, Gauge
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from starlette.types import Receive
 
+from llm_backends.gateway.disconnect import (
+    CLIENT_CLOSED,
+    CancelOnDisconnect,
+    ClientDisconnected,
+    DisconnectWatch,
+)
 from llm_backends.store.changes import ChangeLog, changes_since, current_version
 from llm_backends.store.events import ConfigChanges
 
 router = APIRouter(prefix="/api/llm-backends", tags=["llm-backends"])
-
-T = TypeVar("T")
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
 MAX_TIMEOUT_SECONDS = 60.0
@@ -60,6 +63,8 @@ class ChangeFeed:
         self._wake = asyncio.Event()
         self._waiters = 0
         self._closed = False
+        #: Ends a held poll when its client disconnects.
+        self.disconnects = DisconnectWatch()
         changes.subscribe(self._on_change)
 
     def _on_change(self, _model_name: str | None) -> None:
@@ -148,32 +153,6 @@ def release_on_shutdown_signal(feed: ChangeFeed) -> Callable[[], None]:
     return restore
 
 
-async def unless_client_leaves(request: Request, work: Awaitable[T]) -> T | Response:
-    """`work`'s result; or, when the client disconnects first, `work` cancelled at once.
-
-    A held poll whose follower went away (a closed library router, a killed service) would
-    otherwise keep its place among MAX_WAITERS, and keep the server from stopping, until its
-    timeout. Nobody reads the 499 answered then.
-    """
-    answer = asyncio.ensure_future(work)
-    gone = asyncio.ensure_future(_disconnect(request.receive))
-    try:
-        await asyncio.wait((answer, gone), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        gone.cancel()
-    if answer.done():
-        return answer.result()
-    answer.cancel()
-    await asyncio.gather(answer, return_exceptions=True)
-    return Response(status_code=499)
-
-
-async def _disconnect(receive: Receive) -> None:
-    """Returns when the client has gone (a GET's own request message comes first)."""
-    while (await receive())["type"] != "http.disconnect":
-        pass
-
-
 def _render(change_log: ChangeLog) -> ChangesOut:
     return ChangesOut(
         version=change_log.version,
@@ -205,4 +184,10 @@ async def get_changes(
     ] = DEFAULT_TIMEOUT_SECONDS,
 ) -> ChangesOut | Response:
     feed: ChangeFeed = request.app.state.change_feed
-    return await unless_client_leaves(request, feed.answer(since, timeout))
+    try:
+        # A follower that went away (a closed library router, a killed service) would hold
+        # its place among MAX_WAITERS, and the server's shutdown, until its timeout.
+        async with CancelOnDisconnect(request.receive, feed.disconnects):
+            return await feed.answer(since, timeout)
+    except ClientDisconnected:
+        return Response(status_code=CLIENT_CLOSED)

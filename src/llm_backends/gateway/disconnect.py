@@ -24,6 +24,9 @@ log = structlog.get_logger("llm_backends.gateway")
 
 #: Seconds of waiting before a watcher task is started.
 WATCH_AFTER = 0.05
+#: nginx's "client closed request": the status of an abandoned request (in the metrics; no
+#: client reads it).
+CLIENT_CLOSED = 499
 
 
 class ClientDisconnected(Exception):

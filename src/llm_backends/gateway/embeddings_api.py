@@ -18,7 +18,7 @@ from starlette.responses import Response
 
 from llm_backends import hops
 from llm_backends.gateway import docs
-from llm_backends.gateway.disconnect import CancelOnDisconnect, ClientDisconnected
+from llm_backends.gateway.disconnect import CLIENT_CLOSED, CancelOnDisconnect, ClientDisconnected
 from llm_backends.gateway.embeddings_wire import (
     EmbedCall,
     OllamaEmbeddingsRequest,
@@ -41,7 +41,6 @@ from llm_backends.gateway.errors import (
     from_router_error,
 )
 from llm_backends.gateway.flow import (
-    CLIENT_CLOSED,
     JSON,
     error_response,
     gateway_of,

@@ -23,7 +23,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from llm_backends import hops
-from llm_backends.gateway.disconnect import CancelOnDisconnect, ClientDisconnected
+from llm_backends.gateway.disconnect import CLIENT_CLOSED, CancelOnDisconnect, ClientDisconnected
 from llm_backends.gateway.errors import (
     DEFAULT_ROUTE_HEADER,
     GatewayError,
@@ -49,8 +49,6 @@ from llm_backends.router.types import CompletionRequest, Result
 log = structlog.get_logger("llm_backends.gateway")
 
 JSON = "application/json"
-#: nginx's "client closed request": what the metrics say about an abandoned request.
-CLIENT_CLOSED = 499
 #: Says the request asked for more tokens than the config's max_tokens, and was sent with it.
 CAPPED_HEADER = "x-llm-max-tokens-capped"
 CAPPED_HEADER_BYTES = CAPPED_HEADER.encode()
